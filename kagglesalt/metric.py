@@ -1,0 +1,136 @@
+"""The competition metric, and a threshold search that scores every threshold in one pass.
+
+Per image: both masks empty scores 1; exactly one empty scores 0; otherwise the score is the
+fraction of the IoU thresholds 0.50, 0.55, ..., 0.95 that the IoU exceeds. The competition
+score is the mean over images. Comparisons are done in integers (100 * intersection against
+t * union) so that an IoU of exactly 0.55 does not pass 0.55 through rounding.
+
+Probabilities are uint8 levels 0..255 (p * 255, see `to_levels`): a pixel is salt at
+threshold t when level > 255 * t. Per-image histograms of the levels give the intersection
+and union at every threshold at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+IOU_THRESHOLDS_PERCENT = np.arange(50, 100, 5)
+LEVELS = 256
+
+
+def to_levels(probabilities: np.ndarray) -> np.ndarray:
+    """Quantise probabilities in [0, 1] to uint8 levels; uint8 input is returned as it is."""
+    probabilities = np.asarray(probabilities)
+    if probabilities.dtype == np.uint8:
+        return probabilities
+    return np.clip(np.rint(probabilities * 255.0), 0, 255).astype(np.uint8)
+
+
+def binarize(levels: np.ndarray, threshold: float) -> np.ndarray:
+    """Salt where the probability level exceeds the threshold."""
+    return to_levels(levels) > 255.0 * threshold
+
+
+def _scores_from_counts(intersection: np.ndarray, union: np.ndarray,
+                        truth_area: np.ndarray, pred_area: np.ndarray) -> np.ndarray:
+    """Per-image scores from integer counts; all arrays broadcast together."""
+    passed = (100 * intersection[..., None] > IOU_THRESHOLDS_PERCENT * union[..., None])
+    scores = passed.mean(axis=-1)
+    both_empty = (truth_area == 0) & (pred_area == 0)
+    return np.where(both_empty, 1.0, scores)
+
+
+def image_scores(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Competition score of each image, for bool masks of shape (N, H, W)."""
+    truth = np.asarray(truth, dtype=bool)
+    pred = np.asarray(pred, dtype=bool)
+    n = truth.shape[0]
+    truth_area = truth.reshape(n, -1).sum(axis=1)
+    pred_area = pred.reshape(n, -1).sum(axis=1)
+    intersection = (truth & pred).reshape(n, -1).sum(axis=1)
+    union = truth_area + pred_area - intersection
+    return _scores_from_counts(intersection, union, truth_area, pred_area)
+
+
+def score(truth: np.ndarray, pred: np.ndarray) -> float:
+    """The competition score: the mean of `image_scores`."""
+    return float(image_scores(truth, pred).mean())
+
+
+@dataclass(frozen=True)
+class ThresholdSearch:
+    """The best threshold and the score at every candidate threshold."""
+
+    threshold: float
+    score: float
+    thresholds: np.ndarray
+    scores: np.ndarray
+
+
+def _bin_histograms(truth: np.ndarray, bins: np.ndarray, n_bins: int) -> tuple[np.ndarray, ...]:
+    """Per image, how many salt pixels and how many pixels fall in bin b or above."""
+    n = truth.shape[0]
+    index = (bins.reshape(n, -1).astype(np.int64) + (np.arange(n) * n_bins)[:, None]).ravel()
+    everything = np.bincount(index, minlength=n * n_bins).reshape(n, n_bins)
+    salt = np.bincount(index[np.asarray(truth, dtype=bool).ravel()],
+                       minlength=n * n_bins).reshape(n, n_bins)
+    zeros = np.zeros((n, 1), np.int64)
+    above_salt = np.concatenate([np.cumsum(salt[:, ::-1], axis=1)[:, ::-1], zeros], axis=1)
+    above_all = np.concatenate([np.cumsum(everything[:, ::-1], axis=1)[:, ::-1], zeros], axis=1)
+    return above_salt, above_all
+
+
+def _count_below(order: np.ndarray, values: np.ndarray, cells: int = 1 << 16) -> np.ndarray:
+    """For each value, how many of the sorted thresholds lie strictly below it.
+
+    The same as np.searchsorted(order, values, "left"), several times faster: values are
+    put in one of `cells` equal cells of [0, 1], a table gives the answer for every cell
+    that holds no threshold, and only values in the few cells that do are searched.
+    """
+    scaled = np.clip(values * cells, 0, cells - 1).astype(np.int32)
+    edges = np.arange(cells) / cells
+    table = np.searchsorted(order, edges, side="left").astype(np.int32)
+    has_threshold = np.zeros(cells, bool)
+    inside = (order >= 0) & (order < 1)
+    has_threshold[(order[inside] * cells).astype(np.int64)] = True
+    counts = table[scaled]
+    # Values outside [0, 1) and values sharing a cell with a threshold are searched exactly.
+    exact = has_threshold[scaled] | (values < 0) | (values >= 1)
+    if exact.any():
+        counts[exact] = np.searchsorted(order, values[exact], side="left")
+    return counts
+
+
+def threshold_curve(truth: np.ndarray, probabilities: np.ndarray,
+                    thresholds: np.ndarray | None = None) -> ThresholdSearch:
+    """Score every candidate threshold on N probability maps at once.
+
+    `probabilities` are uint8 levels (as stored by runs) or floats in [0, 1]; a pixel is salt
+    when it exceeds the threshold, exactly as `binarize` (levels) or `p > t` (floats) decide.
+    `thresholds` default to 0.01 steps.
+    """
+    if thresholds is None:
+        thresholds = np.round(np.arange(0.01, 1.0, 0.01), 2)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    probabilities = np.asarray(probabilities)
+    if probabilities.dtype == np.uint8:
+        # level > 255 t  <=>  level >= floor(255 t) + 1
+        bins, n_bins = probabilities, LEVELS
+        first = np.clip(np.floor(255.0 * thresholds).astype(np.int64) + 1, 0, LEVELS)
+    else:
+        # bin = how many thresholds lie below p, so p > t_k  <=>  bin >= rank(t_k) + 1
+        order = np.sort(thresholds)
+        bins = _count_below(order, probabilities)
+        n_bins = len(order) + 1
+        first = np.searchsorted(order, thresholds, side="left") + 1
+    above_salt, above_all = _bin_histograms(truth, bins, n_bins)
+    intersection = above_salt[:, first]
+    pred_area = above_all[:, first]
+    truth_area = above_salt[:, :1]
+    union = truth_area + pred_area - intersection
+    per_image = _scores_from_counts(intersection, union, truth_area, pred_area)
+    curve = per_image.mean(axis=0)
+    best = int(np.argmax(curve))
+    return ThresholdSearch(float(thresholds[best]), float(curve[best]), thresholds, curve)

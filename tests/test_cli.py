@@ -1,0 +1,81 @@
+import shutil
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from kagglesalt import __version__
+from kagglesalt.cli import cli
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def test_version_and_help():
+    assert __version__ in run("--version").output
+    assert "synth" in run("--help").output
+
+
+def test_synth_writes_a_data_set_the_loader_reads(tmp_path):
+    from kagglesalt import data
+
+    result = run("--data-dir", str(tmp_path / "d"), "synth", "--train", "12", "--test", "4")
+    assert result.exit_code == 0, result.output
+    assert len(data.load_train(tmp_path / "d")) == 12
+
+
+def test_data_folder_comes_from_the_environment(tmp_path):
+    result = run("synth", "--train", "3", "--test", "1",
+                 env={"KAGGLESALT_DATA_DIR": str(tmp_path / "env")})
+    assert result.exit_code == 0 and (tmp_path / "env" / "train.csv").exists()
+
+
+def perturbed_submission(truth_csv, path, drop=0):
+    table = pd.read_csv(truth_csv, dtype=str, keep_default_na=False)
+    table.loc[: len(table) // 3, "rle_mask"] = ""
+    table.iloc[drop:].to_csv(path, index=False)
+    return table
+
+
+def test_score_compares_a_submission_with_known_masks(synthetic_data, tmp_path):
+    from kagglesalt import data, metric, rle
+
+    truth = data.load_train(synthetic_data)
+    perturbed_submission(synthetic_data / "train.csv", tmp_path / "sub.csv")
+    table = pd.read_csv(tmp_path / "sub.csv", dtype=str, keep_default_na=False)
+    pred = rle.decode_many(list(table.set_index("id").loc[truth.ids, "rle_mask"]))
+    result = run("--data-dir", str(synthetic_data), "score", str(tmp_path / "sub.csv"))
+    assert result.exit_code == 0
+    assert f"{metric.score(truth.masks, pred):.6f}" in result.output
+
+
+def test_score_refuses_rows_missing_from_the_submission(synthetic_data, tmp_path):
+    perturbed_submission(synthetic_data / "train.csv", tmp_path / "sub.csv", drop=2)
+    result = run("score", str(tmp_path / "sub.csv"), "--truth",
+                 str(synthetic_data / "train.csv"))
+    assert result.exit_code == 1
+    assert "lacks 2 id(s)" in result.output and "Traceback" not in result.output
+
+
+def test_score_refuses_a_malformed_rle_naming_line_and_id(synthetic_data, tmp_path):
+    shutil.copy(synthetic_data / "train.csv", tmp_path / "sub.csv")
+    lines = (tmp_path / "sub.csv").read_text().splitlines()
+    image_id = lines[3].split(",")[0]
+    lines[3] = f"{image_id},7 3 5 1"
+    (tmp_path / "sub.csv").write_text("\n".join(lines) + "\n")
+    result = run("score", str(tmp_path / "sub.csv"), "--truth",
+                 str(synthetic_data / "train.csv"))
+    assert result.exit_code == 1
+    assert f"line 4: malformed RLE for id {image_id}" in result.output
+
+
+@pytest.mark.parametrize("content, message", [
+    ("image,mask\na,\n", "expected 'id,rle_mask'"),
+    ("id,rle_mask\na,\na,1 1\n", "id a appears twice"),
+])
+def test_score_refuses_a_wrong_header_or_duplicate_ids(tmp_path, content, message):
+    (tmp_path / "sub.csv").write_text(content)
+    (tmp_path / "truth.csv").write_text("id,rle_mask\na,\n")
+    result = run("score", str(tmp_path / "sub.csv"), "--truth", str(tmp_path / "truth.csv"))
+    assert result.exit_code == 1 and message in result.output
