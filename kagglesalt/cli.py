@@ -72,5 +72,95 @@ def score(ws: Workspace, submission: Path, truth: Path | None) -> None:
     console.print(f"{value:.6f}  competition score over {n} images")
 
 
+def _key_values(pairs: tuple[str, ...], option: str) -> dict[str, object]:
+    """`key=value` options, values read as JSON where they parse (numbers, true, null)."""
+    import json
+
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"'{pair}' is not key=value", param_hint=option)
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+@cli.command()
+@click.option("--plugins-dir", type=click.Path(file_okay=False), envvar="KAGGLESALT_PLUGINS_DIR",
+              help="Folder of workspace plugin .py files [env KAGGLESALT_PLUGINS_DIR].")
+def models(plugins_dir: str | None) -> None:
+    """List the registered models: name, origin, parameters, description."""
+    from rich.table import Table
+
+    from kagglesalt import plugins
+
+    found = plugins.models(plugins_dir)
+    table = Table("model", "from", "parameters", "description")
+    for name, spec in sorted(found.items()):
+        try:
+            count = f"{spec.build(input_size=spec.default('input_size'), **spec.params).count_params():,}"
+        except Exception as e:  # a model that cannot be built is shown, not fatal
+            count = f"[red]cannot build: {e}[/red]"
+        table.add_row(name, spec.source, count, spec.description)
+    console.print(table)
+    for name, reason in plugins.broken().items():
+        console.print(f"[red]plugin {name} is broken and was skipped:[/red] {reason}")
+
+
+@cli.command()
+@click.option("--model", "-m", default="unet", show_default=True, help="A registered model.")
+@click.option("--folds", "-k", default=5, show_default=True, help="Number of folds.")
+@click.option("--epochs", type=int, help="Epochs per fold [model default].")
+@click.option("--batch-size", type=int, help="[model default]")
+@click.option("--lr", "learning_rate", type=float, help="Learning rate [model default].")
+@click.option("--loss", type=click.Choice(["bce", "bce_dice", "lovasz", "bce+lovasz"]),
+              help="Loss, or the two-stage bce+lovasz schedule [model default].")
+@click.option("--schedule", type=click.Choice(["plateau", "cosine"]),
+              help="Learning-rate schedule [model default].")
+@click.option("--input-mode", type=click.Choice(["resize", "pad"]),
+              help="101 -> model size by resizing or reflect-padding [model default].")
+@click.option("--patience", default=10, show_default=True,
+              help="Epochs without a better validation score before stopping.")
+@click.option("--seed", default=42, show_default=True)
+@click.option("--name", help="Run name [MODEL-kFOLDS-sSEED]; rerunning resumes it.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="A model parameter, e.g. --param start_filters=32.")
+@click.option("--augment", "augment", multiple=True, metavar="KEY=VALUE",
+              help="crop_scale=0.2, brightness=0.1, contrast=0.2 (hflip is always on).")
+@click.option("--plugins-dir", type=click.Path(file_okay=False), envvar="KAGGLESALT_PLUGINS_DIR")
+@click.pass_obj
+def cv(ws: Workspace, **kwargs) -> None:
+    """Stratified K-fold training with OOF scores, threshold search and TTA test predictions."""
+    from kagglesalt import cv as crossval
+    from kagglesalt.console import RichReporter
+
+    kwargs["params"] = _key_values(kwargs["params"], "--param")
+    kwargs["augment"] = _key_values(kwargs["augment"], "--augment")
+    options = crossval.CVOptions(**kwargs)
+    reporter = RichReporter()
+    try:
+        run = crossval.run_cv(ws, options, reporter)
+    finally:
+        reporter.close()
+    scores = run.scores
+    for fold in scores["folds"]:
+        console.print(f"fold {fold['fold'] + 1}: {fold['score']:.4f} "
+                      f"(threshold {fold['threshold']:.2f}, best epoch {fold['best_epoch']})")
+    console.print(f"[bold]OOF score {scores['oof']['score']:.4f}[/bold] at threshold "
+                  f"{scores['oof']['threshold']:.2f}; run folder {run.path}")
+
+
 def main() -> None:
+    import logging
+    import os
+
+    # TensorFlow's C++ and Python loggers chatter on import and on retracing.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    from kagglesalt import plugins
+
+    plugins.register_commands(cli)
     cli(prog_name="kagglesalt")

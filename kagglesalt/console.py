@@ -35,3 +35,42 @@ def counting(description: str) -> Iterator[Callable[[int, int], None]]:
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+class RichReporter:
+    """Shows training progress: fold k of K, epoch, loss, validation score, ETA."""
+
+    def __init__(self) -> None:
+        self.bar: Progress | None = None
+        self.task = None
+        self.status = ""
+
+    def fold_start(self, fold: int, folds: int, epochs: int, steps: int) -> None:
+        self.close()
+        self.bar = progress_bar()
+        self.bar.start()
+        self.fold = f"fold {fold + 1}/{folds}"
+        self.task = self.bar.add_task(self.fold, total=epochs * steps)
+
+    def batch_end(self, loss: float) -> None:
+        self.bar.update(self.task, advance=1,
+                        description=f"{self.fold} loss {loss:.4f}{self.status}")
+
+    def epoch_end(self, epoch: int, row: dict) -> None:
+        self.status = f" | epoch {epoch} val {row['val_score']:.4f}"
+        self.bar.console.print(
+            f"  {self.fold} epoch {epoch:3d} [{row['stage']}] loss {row['loss']:.4f} "
+            f"val score {row['val_score']:.4f} @ {row['val_threshold']:.2f} "
+            f"lr {row['learning_rate']:.2e}")
+
+    def fold_end(self, fold: int, score: float) -> None:
+        self.close()
+        err_console.print(f"[bold]{self.fold}[/bold]: out-of-fold score {score:.4f}")
+
+    def message(self, text: str) -> None:
+        err_console.print(text)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None

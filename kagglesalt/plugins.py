@@ -1,0 +1,150 @@
+"""The plugin manager: built-in model plugins, entry points and a workspace plugins folder.
+
+Built-in plugins register through the same hooks as outside ones. A plugin that fails to
+import or to register is recorded by name in `broken()` and skipped; the CLI goes on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from kagglesalt import hookspecs
+from kagglesalt.errors import KaggleSaltError
+
+DEFAULT_PLUGINS = ("kagglesalt_plugins.unet", "kagglesalt_plugins.unet_deep")
+ENTRY_POINT_GROUP = "kagglesalt"
+PLUGINS_DIR_ENV = "KAGGLESALT_PLUGINS_DIR"
+
+MODEL_DEFAULTS: dict[str, Any] = {
+    "input_size": 128,
+    "input_mode": "resize",
+    "logits": True,
+    "loss": "bce_dice",
+    "epochs": 30,
+    "batch_size": 32,
+    "learning_rate": 1e-3,
+    "schedule": "plateau",
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: how to build it and how to train it by default."""
+
+    name: str
+    build: Callable[..., Any]
+    description: str
+    source: str
+    params: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def default(self, key: str) -> Any:
+        return self.defaults.get(key, MODEL_DEFAULTS[key])
+
+
+pm = pluggy.PluginManager("kagglesalt")
+pm.add_hookspecs(hookspecs)
+_broken: dict[str, str] = {}
+_loaded_dirs: set[Path] = set()
+_defaults_loaded = False
+
+
+def _register_module(name: str, load: Callable[[], Any], source: str) -> None:
+    if pm.has_plugin(name):
+        return
+    try:
+        module = load()
+        pm.register(module, name=name)
+        pm.get_plugin(name).__kagglesalt_source__ = source
+    except Exception as e:  # a broken plugin must not take the CLI down
+        _broken[name] = f"{type(e).__name__}: {e}"
+
+
+def load_plugins(plugins_dir: str | os.PathLike | None = None) -> pluggy.PluginManager:
+    """Register built-in plugins, entry points, and the `.py` files of `plugins_dir`."""
+    global _defaults_loaded
+    if not _defaults_loaded:
+        _defaults_loaded = True
+        for module in DEFAULT_PLUGINS:
+            _register_module(module, lambda m=module: importlib.import_module(m), "built-in")
+        if not os.environ.get("KAGGLESALT_NO_ENTRY_POINTS"):
+            for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+                dist = ep.dist.name if ep.dist else "?"
+                _register_module(ep.name, ep.load, f"entry point ({dist})")
+    folder = plugins_dir or os.environ.get(PLUGINS_DIR_ENV)
+    if folder:
+        folder = Path(folder).resolve()
+        if folder not in _loaded_dirs:
+            _loaded_dirs.add(folder)
+            for path in sorted(folder.glob("*.py")):
+                _register_module(f"{folder.name}/{path.name}",
+                                 lambda p=path: _import_file(p), f"plugins dir {folder}")
+    return pm
+
+
+def _import_file(path: Path):
+    name = f"kagglesalt_workspace_plugin_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _source(plugin: object) -> str:
+    return getattr(plugin, "__kagglesalt_source__", "registered")
+
+
+def models(plugins_dir: str | os.PathLike | None = None) -> dict[str, ModelSpec]:
+    """Every registered model by name."""
+    load_plugins(plugins_dir)
+    found: dict[str, ModelSpec] = {}
+    for impl in pm.hook.register_models.get_hookimpls():
+        plugin_name = pm.get_name(impl.plugin)
+
+        def register(name: str, build: Callable[..., Any], description: str = "",
+                     params: dict[str, Any] | None = None, _plugin=impl.plugin,
+                     **defaults: Any) -> None:
+            unknown = set(defaults) - set(MODEL_DEFAULTS)
+            if unknown:
+                raise TypeError(f"unknown model defaults {sorted(unknown)}")
+            found[name] = ModelSpec(name, build, description, _source(_plugin),
+                                    dict(params or {}), defaults)
+
+        try:
+            impl.function(register=register)
+        except Exception as e:  # reported by `kagglesalt models`, never fatal
+            _broken[plugin_name] = f"{type(e).__name__}: {e}"
+    return found
+
+
+def get_model(name: str, plugins_dir: str | os.PathLike | None = None) -> ModelSpec:
+    available = models(plugins_dir)
+    if name not in available:
+        raise KaggleSaltError(f"no model named '{name}': `kagglesalt models` lists "
+                              f"{', '.join(sorted(available)) or 'none'}")
+    return available[name]
+
+
+def broken() -> dict[str, str]:
+    """Plugins that failed to load or register, with the reason."""
+    return dict(_broken)
+
+
+def register_commands(cli: Any) -> None:
+    load_plugins()
+    for impl in pm.hook.register_commands.get_hookimpls():
+        try:
+            impl.function(cli=cli)
+        except Exception as e:
+            _broken[pm.get_name(impl.plugin)] = f"{type(e).__name__}: {e}"

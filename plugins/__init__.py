@@ -1,0 +1,1 @@
+"""The model plugins shipped with kagglesalt, installed as `kagglesalt_plugins`."""
