@@ -101,7 +101,8 @@ def models(plugins_dir: str | None) -> None:
     table = Table("model", "from", "parameters", "description")
     for name, spec in sorted(found.items()):
         try:
-            count = f"{spec.build(input_size=spec.default('input_size'), **spec.params).count_params():,}"
+            model = spec.build(input_size=spec.default("input_size"), **spec.params)
+            count = f"{model.count_params():,}"
         except Exception as e:  # a model that cannot be built is shown, not fatal
             count = f"[red]cannot build: {e}[/red]"
         table.add_row(name, spec.source, count, spec.description)

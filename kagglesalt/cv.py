@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import shutil
 import sys
@@ -75,10 +76,8 @@ def _versions() -> dict[str, str]:
     out = {"kagglesalt": __version__, "python": sys.version.split()[0]}
     for package in ("keras", "numpy", "tensorflow", "tensorflow-cpu", "jax", "jaxlib",
                     "torch"):
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             out[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            pass
     out["backend"] = keras.backend.backend()
     return out
 
