@@ -150,10 +150,12 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
     model = spec.build(input_size=settings.input_size, **settings.params)
     reporter.fold_start(fold, folds, settings.epochs, len(batches))
     rows, best, done = [], -1.0, 0
-    for stage, epochs in stage_epochs(settings.loss, settings.epochs):
+    for number, (stage, epochs) in enumerate(stage_epochs(settings.loss, settings.epochs)):
         if checkpoint.exists():  # a later stage starts from the best weights so far
             model.load_weights(checkpoint)
-        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
+        # A later stage fine-tunes: it starts at half the rate.
+        rate = settings.learning_rate / 2**number
+        model.compile(optimizer=keras.optimizers.Adam(rate),
                       loss=losses.get(stage, settings.logits))
         callback = CompetitionCheckpoint(val_images, val_masks, settings, checkpoint, reporter,
                                          done, settings.epochs, stage, best)
