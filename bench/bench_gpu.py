@@ -73,7 +73,8 @@ def throughput(name: str, batch_size: int, n: int, epochs: int = 4) -> float:
 class PrintReporter(Reporter):
     def epoch_end(self, epoch, row):
         say(f"  epoch {epoch:3d} [{row['stage']}] loss {row['loss']:.4f} "
-            f"val {row['val_score']:.4f} @ {row['val_threshold']:.2f} lr {row['learning_rate']:.1e}")
+            f"val {row['val_score']:.4f} @ {row['val_threshold']:.2f} "
+            f"lr {row['learning_rate']:.1e}")
 
     def fold_end(self, fold, score):
         say(f"fold {fold + 1}: {score:.4f}")
