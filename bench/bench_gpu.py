@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import signal
 import sys
 import time
 from pathlib import Path
@@ -71,7 +70,14 @@ def throughput(name: str, batch_size: int, n: int, epochs: int = 4) -> float:
 
 
 class PrintReporter(Reporter):
+    """Prints epochs; past the deadline it interrupts like Ctrl-C (finished folds are kept)."""
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+
     def epoch_end(self, epoch, row):
+        if time.perf_counter() > self.deadline:
+            raise KeyboardInterrupt
         say(f"  epoch {epoch:3d} [{row['stage']}] loss {row['loss']:.4f} "
             f"val {row['val_score']:.4f} @ {row['val_threshold']:.2f} "
             f"lr {row['learning_rate']:.1e}")
@@ -113,19 +119,16 @@ def main() -> None:
     options = cv.CVOptions(model=args.model, folds=args.folds, epochs=args.epochs,
                            batch_size=args.batch_size, patience=args.epochs)
     start = time.perf_counter()
-    if args.deadline_s:
-        signal.signal(signal.SIGALRM, _interrupt)
-        signal.alarm(args.deadline_s)
     summary = {"throughput": figures, "epochs": args.epochs, "batch_size": args.batch_size}
     try:
-        run = cv.run_cv(ws, options, PrintReporter())
+        deadline = start + (args.deadline_s or float("inf"))
+        run = cv.run_cv(ws, options, PrintReporter(deadline))
         summary["oof"] = run.scores["oof"]
         say(f"CV done in {time.perf_counter() - start:.0f} s: "
             f"OOF {summary['oof']['score']:.4f} "
             f"at threshold {summary['oof']['threshold']}")
     except KeyboardInterrupt:
         say(f"deadline reached after {time.perf_counter() - start:.0f} s; finished folds kept")
-    signal.alarm(0)
     runs = list((args.out / "runs").iterdir())
     folds = sorted(runs[0].glob("fold_*/done.json")) if runs else []
     summary["folds"] = [json.loads(p.read_text()) for p in folds]
@@ -135,9 +138,6 @@ def main() -> None:
         if path.name in ("model.keras", "test.npy", "oof.npy"):
             path.unlink()
 
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -52,11 +52,21 @@ class ModelSpec:
         return self.defaults.get(key, MODEL_DEFAULTS[key])
 
 
-pm = pluggy.PluginManager("kagglesalt")
-pm.add_hookspecs(hookspecs)
-_broken: dict[str, str] = {}
-_loaded_dirs: set[Path] = set()
-_defaults_loaded = False
+pm: pluggy.PluginManager
+_broken: dict[str, str]
+_loaded_dirs: set[Path]
+_defaults_loaded: bool
+
+
+def reset() -> None:
+    """Start again with a fresh plugin manager (plugins load again on next use)."""
+    global pm, _broken, _loaded_dirs, _defaults_loaded
+    pm = pluggy.PluginManager("kagglesalt")
+    pm.add_hookspecs(hookspecs)
+    _broken, _loaded_dirs, _defaults_loaded = {}, set(), False
+
+
+reset()
 
 
 def _register_module(name: str, load: Callable[[], Any], source: str) -> None:

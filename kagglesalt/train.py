@@ -127,7 +127,7 @@ class CompetitionCheckpoint(keras.callbacks.Callback):
 def stage_epochs(loss: str, epochs: int) -> list[tuple[str, int]]:
     """Split the epochs over the loss schedule: a second (Lovász) stage gets a third."""
     names = losses.SCHEDULES[loss]
-    if len(names) == 1:
+    if len(names) == 1 or epochs < 2:
         return [(names[0], epochs)]
     second = max(1, epochs // 3)
     return [(names[0], max(1, epochs - second)), (names[1], second)]

@@ -1,0 +1,136 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from kagglesalt import cv, data, metric, plugins, submission
+from kagglesalt.cli import cli
+from kagglesalt.errors import KaggleSaltError
+from kagglesalt.train import Reporter
+from kagglesalt.workspace import Workspace
+
+EXAMPLES = str(Path(__file__).parent / "plugin_examples")
+
+
+@pytest.fixture(autouse=True)
+def fresh_plugins():
+    plugins.reset()
+    yield
+    plugins.reset()
+
+
+def options(**kw):
+    base = {"model": "tiny", "folds": 2, "epochs": 2, "plugins_dir": EXAMPLES, "seed": 3}
+    return cv.CVOptions(**{**base, **kw})
+
+
+class Recorder(Reporter):
+    def __init__(self, stop_after_epochs=None):
+        self.messages, self.epochs, self.stop = [], 0, stop_after_epochs
+
+    def epoch_end(self, epoch, row):
+        self.epochs += 1
+        if self.stop and self.epochs >= self.stop:
+            raise KeyboardInterrupt
+
+    def message(self, text):
+        self.messages.append(text)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, synthetic_master):
+    plugins.reset()
+    ws = Workspace(synthetic_master, tmp_path_factory.mktemp("runs"), Path("unused"))
+    return cv.run_cv(ws, options()), ws
+
+
+def test_a_run_folder_holds_everything_the_design_names(finished_run):
+    run, ws = finished_run
+    for name in ("config.json", "folds.csv", "oof.npy", "test.npy", "scores.json",
+                 "fold_0/model.keras", "fold_0/history.csv", "fold_1/model.keras"):
+        assert (run.path / name).exists(), name
+    config = run.config
+    assert config["model"] == "tiny" and config["settings"]["epochs"] == 2
+    assert config["versions"]["backend"] and config["versions"]["keras"]
+    train = data.load_train(ws.data_dir)
+    assert config["data"]["fingerprint"] == train.fingerprint()
+    assert run.oof().shape == (120, 101, 101) and run.oof().dtype == np.uint8
+    assert run.test().shape == (30, 101, 101)
+    history = pd.read_csv(run.path / "fold_0" / "history.csv")
+    assert list(history["epoch"]) == [1, 2] and history["val_score"].between(0, 1).all()
+    folds = run.folds()
+    assert list(folds["id"]) == list(train.ids) and set(folds["fold"]) == {0, 1}
+
+
+def test_oof_score_equals_kagglesalt_score_of_the_same_predictions(finished_run, tmp_path):
+    run, ws = finished_run
+    scores = run.scores
+    assert len(scores["folds"]) == 2
+    train = data.load_train(ws.data_dir)
+    masks = metric.binarize(run.oof(), scores["oof"]["threshold"])
+    submission.write(tmp_path / "oof.csv", train.ids, masks)
+    result = CliRunner().invoke(cli, ["--data-dir", str(ws.data_dir), "score",
+                                      str(tmp_path / "oof.csv")])
+    assert result.exit_code == 0, result.output
+    assert f"{scores['oof']['score']:.6f}" in result.output
+
+
+def test_test_predictions_are_the_mean_of_the_folds(finished_run):
+    run, _ = finished_run
+    folds = [np.load(run.path / f"fold_{k}" / "test.npy").astype(float) for k in range(2)]
+    assert np.abs(run.test() - np.mean(folds, axis=0)).max() <= 0.5
+
+
+def test_an_interrupted_run_resumes_without_retraining_finished_folds(synthetic_data,
+                                                                      tmp_path):
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    with pytest.raises(KeyboardInterrupt):
+        cv.run_cv(ws, options(), Recorder(stop_after_epochs=3))  # stops in fold 2
+    run_dir = tmp_path / "runs" / "tiny-k2-s3"
+    assert (run_dir / "fold_0" / "done.json").exists()
+    assert not (run_dir / "fold_1" / "done.json").exists()
+    assert not (run_dir / "scores.json").exists()
+    first = (run_dir / "fold_0" / "model.keras").stat().st_mtime_ns
+    recorder = Recorder()
+    run = cv.run_cv(ws, options(), recorder)
+    assert recorder.epochs == 2  # only fold 2 trained
+    assert any("fold 1/2 already trained" in m for m in recorder.messages)
+    assert (run_dir / "fold_0" / "model.keras").stat().st_mtime_ns == first
+    assert run.finished
+
+
+def test_a_rerun_with_other_settings_is_refused(finished_run):
+    run, ws = finished_run
+    with pytest.raises(KaggleSaltError, match="exists with different settings"):
+        cv.run_cv(ws, options(epochs=3, name=run.name))
+
+
+def test_unknown_model_parameters_are_refused(synthetic_data, tmp_path):
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    with pytest.raises(KaggleSaltError, match="has no parameter depth"):
+        cv.run_cv(ws, options(params={"depth": 3}))
+
+
+def test_without_data_cv_runs_on_the_embedded_synthetic_default(tmp_path, monkeypatch):
+    monkeypatch.setattr(cv, "SYNTHETIC_TRAIN", 40)
+    monkeypatch.setattr(cv, "SYNTHETIC_TEST", 8)
+    ws = Workspace(tmp_path / "data", tmp_path / "runs", tmp_path / "subs")
+    recorder = Recorder()
+    run = cv.run_cv(ws, options(epochs=1), recorder)
+    assert any("embedded default" in m for m in recorder.messages)
+    assert json.loads((run.path / "config.json").read_text())["data"]["train"] == 40
+
+
+def test_cv_command_trains_and_prints_the_oof_score(synthetic_data, tmp_path):
+    result = CliRunner().invoke(cli, [
+        "--data-dir", str(synthetic_data), "--runs-dir", str(tmp_path / "runs"),
+        "cv", "--model", "tiny", "--folds", "2", "--epochs", "1", "--plugins-dir", EXAMPLES,
+        "--param", "width=3", "--augment", "brightness=0.1", "--loss", "bce+lovasz"])
+    assert result.exit_code == 0, result.output
+    assert "OOF score" in result.output
+    config = json.loads((tmp_path / "runs" / "tiny-k2-s42" / "config.json").read_text())
+    assert config["settings"]["params"] == {"width": 3}
+    assert config["settings"]["augment"] == {"brightness": 0.1}

@@ -1,0 +1,84 @@
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kagglesalt import plugins
+from kagglesalt.cli import cli
+from kagglesalt.errors import KaggleSaltError
+
+EXAMPLES = Path(__file__).parent / "plugin_examples"
+
+
+@pytest.fixture(autouse=True)
+def fresh_plugins():
+    plugins.reset()
+    yield
+    plugins.reset()
+
+
+def test_shipped_models_register_through_the_hooks():
+    found = plugins.models()
+    assert {"unet", "unet_deep"} <= set(found)
+    assert found["unet"].source == "built-in"
+    assert plugins.pm.has_plugin("kagglesalt_plugins.unet")
+    deep = found["unet_deep"]
+    assert deep.default("logits") is True and deep.default("loss") == "bce+lovasz"
+
+
+def test_models_command_lists_name_origin_parameters_and_description(tmp_path):
+    shutil.copy(EXAMPLES / "tiny_model.py", tmp_path)
+    result = CliRunner().invoke(cli, ["models", "--plugins-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "5,116,913" in result.output  # unet_deep at its defaults
+    assert "tiny" in result.output and "plugins dir" in result.output
+    assert "classic notebook U-Net" in result.output
+
+
+def test_a_broken_plugin_is_named_and_the_rest_still_work(tmp_path):
+    (tmp_path / "broken.py").write_text("import not_a_module_anywhere\n")
+    (tmp_path / "bad_register.py").write_text(textwrap.dedent("""
+        from kagglesalt.hookspecs import hookimpl
+
+        @hookimpl
+        def register_models(register):
+            raise RuntimeError("oops")
+    """))
+    shutil.copy(EXAMPLES / "tiny_model.py", tmp_path)
+    result = CliRunner().invoke(cli, ["models", "--plugins-dir", str(tmp_path)])
+    assert result.exit_code == 0
+    assert "broken.py is broken" in result.output and "not_a_module_anywhere" in result.output
+    assert "bad_register.py is broken" in result.output and "oops" in result.output
+    assert "tiny" in result.output and "unet_deep" in result.output
+
+
+def test_an_installed_package_is_found_by_its_entry_point(tmp_path, monkeypatch):
+    package = tmp_path / "site"
+    (package / "salty_models").mkdir(parents=True)
+    shutil.copy(EXAMPLES / "tiny_model.py", package / "salty_models" / "__init__.py")
+    info = package / "salty_models-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: salty-models\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[kagglesalt]\nsalty = salty_models\n")
+    monkeypatch.syspath_prepend(str(package))
+    found = plugins.models()
+    assert found["tiny"].source == "entry point (salty-models)"
+    sys.modules.pop("salty_models", None)
+
+
+def test_a_command_plugin_adds_a_command(monkeypatch):
+    monkeypatch.setenv("KAGGLESALT_PLUGINS_DIR", str(EXAMPLES))
+    plugins.register_commands(cli)
+    try:
+        result = CliRunner().invoke(cli, ["hello", "salt"])
+        assert result.exit_code == 0 and result.output == "hello salt\n"
+    finally:
+        cli.commands.pop("hello", None)
+
+
+def test_an_unknown_model_names_the_available_ones():
+    with pytest.raises(KaggleSaltError, match="no model named 'nope'.*unet_deep"):
+        plugins.get_model("nope")
