@@ -96,7 +96,9 @@ def models(plugins_dir: str | None) -> None:
     from rich.table import Table
 
     from kagglesalt import plugins
+    from kagglesalt.backend import import_keras
 
+    import_keras()
     found = plugins.models(plugins_dir)
     table = Table("model", "from", "parameters", "description")
     for name, spec in sorted(found.items()):
@@ -136,11 +138,19 @@ def models(plugins_dir: str | None) -> None:
 def cv(ws: Workspace, **kwargs) -> None:
     """Stratified K-fold training with OOF scores, threshold search and TTA test predictions."""
     from kagglesalt import cv as crossval
-    from kagglesalt.console import RichReporter
 
     kwargs["params"] = _key_values(kwargs["params"], "--param")
     kwargs["augment"] = _key_values(kwargs["augment"], "--augment")
-    options = crossval.CVOptions(**kwargs)
+    _train_and_report(ws, crossval.CVOptions(**kwargs))
+
+
+def _train_and_report(ws: Workspace, options) -> None:
+    from kagglesalt.backend import import_keras
+
+    import_keras()
+    from kagglesalt import cv as crossval
+    from kagglesalt.console import RichReporter
+
     reporter = RichReporter()
     try:
         run = crossval.run_cv(ws, options, reporter)
@@ -154,13 +164,76 @@ def cv(ws: Workspace, **kwargs) -> None:
                   f"{scores['oof']['threshold']:.2f}; run folder {run.path}")
 
 
-def main() -> None:
-    import logging
-    import os
+def _parse_weights(text: str) -> str | list[float]:
+    if text == "auto":
+        return "auto"
+    try:
+        return [float(w) for w in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is neither 'auto' nor numbers like 0.6,0.4",
+                                 param_hint="--weights") from None
 
-    # TensorFlow's C++ and Python loggers chatter on import and on retracing.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+def _make_submission(ws: Workspace, run_names: tuple[str, ...], weights: str,
+                     name: str | None) -> None:
+    from rich.table import Table
+
+    from kagglesalt import ensemble as ensembles
+
+    result = ensembles.run_ensemble(ws, run_names, _parse_weights(weights), name)
+    table = Table("run", "OOF score", "weight", title="ensemble")
+    for member in result.members:
+        table.add_row(member.name, f"{member.oof_score:.4f}", f"{member.weight:.2f}")
+    table.add_section()
+    post = result.postprocess
+    table.add_row("[bold]ensemble[/bold]", f"[bold]{result.oof_score:.4f}[/bold]", "")
+    console.print(table)
+    console.print(f"threshold {result.threshold:.2f} (OOF {result.threshold_score:.4f}), "
+                  f"then drop components under {post.min_component} px and masks under "
+                  f"{post.min_area} px (OOF {result.oof_score:.4f})")
+    console.print(f"Wrote {result.path}")
+
+
+@cli.command()
+@click.argument("runs", nargs=-1)
+@click.option("--weights", default="auto", show_default=True,
+              help="'auto' (fitted on OOF) or one weight per run, e.g. 0.6,0.4.")
+@click.option("--name", help="Submission name [RUN-TIMESTAMP].")
+@click.pass_obj
+def ensemble(ws: Workspace, runs: tuple[str, ...], weights: str, name: str | None) -> None:
+    """Combine RUNS (default: the latest) into a submission CSV, tuned on OOF."""
+    _make_submission(ws, runs, weights, name)
+
+
+@cli.command()
+@click.option("--train", "n_train", default=1000, show_default=True,
+              help="Synthetic training images, when the data folder is empty.")
+@click.option("--test", "n_test", default=1000, show_default=True,
+              help="Synthetic test images, when the data folder is empty.")
+@click.option("--folds", default=3, show_default=True)
+@click.option("--epochs", default=8, show_default=True)
+@click.pass_obj
+def demo(ws: Workspace, n_train: int, n_test: int, folds: int, epochs: int) -> None:
+    """The whole workflow in minutes on a CPU: data, cv of the classic U-Net, a submission.
+
+    Uses the data folder if it holds competition data, else generates a synthetic set.
+    """
+    from kagglesalt import cv as crossval
+    from kagglesalt import data
+    from kagglesalt import synth as synthetic
+
+    if not data.has_train(ws.data_dir):
+        console.print(f"No competition data in {ws.data_dir}: generating the embedded default, "
+                      f"a synthetic set of {n_train} training and {n_test} test images.")
+        with counting("synthesising") as update:
+            synthetic.generate(ws.data_dir, n_train, n_test, progress=update)
+    options = crossval.CVOptions(model="unet", folds=folds, epochs=epochs, seed=42,
+                                 name=f"demo-unet-k{folds}-e{epochs}")
+    _train_and_report(ws, options)
+    _make_submission(ws, (options.name,), "auto", None)
+
+
+def main() -> None:
     from kagglesalt import plugins
 
     plugins.register_commands(cli)

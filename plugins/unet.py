@@ -3,14 +3,19 @@ convolutions up, a sigmoid out. Kept as the baseline every other model must beat
 
 from __future__ import annotations
 
-import keras
-from keras import layers
+from typing import TYPE_CHECKING
 
 from kagglesalt.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    import keras
 
 
 def build(input_size: int = 128, start_filters: int = 8,
           dropout: float = 0.5) -> keras.Model:
+    import keras  # imported on use, so that listing commands stays fast
+    from keras import layers
+
     inputs = keras.Input((input_size, input_size, 1), name="image")
     x, skips = inputs, []
     for depth in range(4):

@@ -8,13 +8,17 @@ TGS solutions.
 
 from __future__ import annotations
 
-import keras
-from keras import layers
+from typing import TYPE_CHECKING
 
 from kagglesalt.hookspecs import hookimpl
 
+if TYPE_CHECKING:
+    import keras
+
 
 def residual_block(x, width: int, name: str):
+    from keras import layers  # imported on use, so that listing commands stays fast
+
     shortcut = x
     y = layers.BatchNormalization(name=f"{name}_bn1")(x)
     y = layers.Activation("relu")(y)
@@ -26,6 +30,8 @@ def residual_block(x, width: int, name: str):
 
 
 def level(x, width: int, name: str):
+    from keras import layers
+
     x = layers.Conv2D(width, 3, padding="same", name=f"{name}_in")(x)
     x = residual_block(x, width, f"{name}_res1")
     x = residual_block(x, width, f"{name}_res2")
@@ -34,6 +40,9 @@ def level(x, width: int, name: str):
 
 def build(input_size: int = 128, start_filters: int = 16, dropout: float = 0.5,
           depth: int = 4) -> keras.Model:
+    import keras
+    from keras import layers
+
     inputs = keras.Input((input_size, input_size, 1), name="image")
     x, skips = inputs, []
     for d in range(depth):

@@ -1,0 +1,179 @@
+"""`kagglesalt ensemble`: runs into one validated submission, everything chosen on OOF.
+
+Runs are combined by a weighted mean of their probabilities. Weights, the threshold and the
+post-processing are all chosen on the out-of-fold predictions, which every run made for the
+same images with the same folds; runs whose folds or data differ are refused, since then a
+run's OOF prediction of an image may come from a model that trained on it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kagglesalt import data, ledger, metric, postprocess, runs, submission
+from kagglesalt.atomic import write_json
+from kagglesalt.errors import KaggleSaltError
+from kagglesalt.workspace import Workspace
+
+TEST_CHUNK = 1000  # test images combined at a time: keeps memory flat for 18,000
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    oof_score: float
+    weight: float
+
+
+@dataclass(frozen=True)
+class EnsembleResult:
+    path: Path
+    members: list[Member]
+    oof_score: float
+    threshold: float
+    threshold_score: float
+    postprocess: postprocess.PostProcess
+
+    def to_json(self) -> dict[str, Any]:
+        return {"submission": self.path.name, "members": [asdict(m) for m in self.members],
+                "oof_score": self.oof_score, "threshold": self.threshold,
+                "score_before_postprocess": self.threshold_score,
+                "postprocess": asdict(self.postprocess)}
+
+
+def check_compatible(members: Sequence[runs.Run]) -> None:
+    """Refuse runs that did not use the same data and the same fold of every image."""
+    first = members[0]
+    reference = first.folds()
+    for run in members[1:]:
+        if run.config["data"]["fingerprint"] != first.config["data"]["fingerprint"]:
+            raise KaggleSaltError(f"runs {first.name} and {run.name} were trained on different "
+                                  "data: ensemble runs of the same data set only")
+        other = run.folds()
+        if len(other) != len(reference) or (other.values != reference.values).any():
+            raise KaggleSaltError(f"runs {first.name} and {run.name} have different fold "
+                                  "assignments, so their OOF predictions would leak: ensemble "
+                                  "runs made with the same --folds and --seed")
+
+
+def combine(arrays: Sequence[np.ndarray], weights: Sequence[float],
+            index: slice | np.ndarray = slice(None)) -> np.ndarray:
+    """Weighted mean of uint8 probability levels, as float32 levels (0..255)."""
+    out = np.zeros(arrays[0][index].shape, np.float32)
+    for array, weight in zip(arrays, weights, strict=True):
+        if weight:
+            out += np.float32(weight) * array[index]
+    return out
+
+
+def _score(truth: np.ndarray, oofs: Sequence[np.ndarray], weights: Sequence[float]) -> float:
+    return metric.threshold_curve(truth, metric.to_levels(combine(oofs, weights) / 255)).score
+
+
+def fit_weights(truth: np.ndarray, oofs: Sequence[np.ndarray]) -> list[float]:
+    """Weights on the simplex that maximise the OOF score (grid for up to 3 runs, else
+    coordinate ascent from equal weights)."""
+    m = len(oofs)
+    if m == 1:
+        return [1.0]
+    if m <= 3:
+        grid = [w for w in itertools.product(range(11), repeat=m) if sum(w) == 10]
+        candidates = [[x / 10 for x in w] for w in grid]
+        return max(candidates, key=lambda w: _score(truth, oofs, w))
+    weights = [1.0 / m] * m
+    best = _score(truth, oofs, weights)
+    for _ in range(2):
+        for i in range(m):
+            for value in np.linspace(0, 1, 6):
+                trial = list(weights)
+                trial[i] = value
+                total = sum(trial)
+                if total == 0:
+                    continue
+                trial = [t / total for t in trial]
+                score = _score(truth, oofs, trial)
+                if score > best + 1e-12:
+                    best, weights = score, trial
+    return weights
+
+
+def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
+                 weights: str | Sequence[float] = "auto", name: str | None = None
+                 ) -> EnsembleResult:
+    members = [runs.open_run(ws.runs_dir, n) for n in run_names] or [runs.latest(ws.runs_dir)]
+    for run in members:
+        if not run.finished:
+            raise KaggleSaltError(f"run {run.name} is not finished: rerun its `kagglesalt cv` "
+                                  "command to finish it")
+    check_compatible(members)
+    train = data.load_train(ws.data_dir)
+    if train.fingerprint() != members[0].config["data"]["fingerprint"]:
+        raise KaggleSaltError(f"run {members[0].name} was trained on other data than "
+                              f"{ws.data_dir}: point --data-dir at the data it used")
+    test_ids = members[0].test_ids()
+    if any(run.test_ids() != test_ids for run in members[1:]):
+        raise KaggleSaltError("the runs predicted different test images: retrain them on "
+                              "the same data folder")
+    sample_ids = data.sample_submission_ids(ws.data_dir)
+    if test_ids != sample_ids:
+        raise KaggleSaltError(f"run {members[0].name} has no test predictions for the ids of "
+                              f"{ws.data_dir / 'sample_submission.csv'}")
+
+    oofs = [run.oof() for run in members]
+    if weights == "auto":
+        chosen = fit_weights(train.masks, oofs)
+    else:
+        if len(weights) != len(members):
+            raise KaggleSaltError(f"--weights has {len(weights)} values for {len(members)} runs")
+        if any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise KaggleSaltError("--weights must be non-negative and not all zero")
+        chosen = [w / sum(weights) for w in weights]
+    oof_levels = metric.to_levels(combine(oofs, chosen) / 255)
+    search = metric.threshold_curve(train.masks, oof_levels)
+    post = postprocess.search(train.masks, metric.binarize(oof_levels, search.threshold))
+
+    name = name or _default_name(members)
+    path = Path(ws.submissions_dir) / f"{name}.csv"
+    if path.exists():
+        raise KaggleSaltError(f"{path} exists: choose another --name")
+    tests = [run.test() for run in members]
+    masks = np.zeros((len(test_ids), data.SIZE, data.SIZE), bool)
+    for start in range(0, len(test_ids), TEST_CHUNK):
+        chunk = slice(start, start + TEST_CHUNK)
+        levels = metric.to_levels(combine(tests, chosen, chunk) / 255)
+        masks[chunk] = post.best(metric.binarize(levels, search.threshold))
+    submission.write(path, test_ids, masks)
+    result = EnsembleResult(
+        path, [Member(r.name, r.scores["oof"]["score"], w) for r, w in zip(members, chosen,
+                                                                           strict=True)],
+        post.score, search.threshold, search.score, post.best)
+    write_json(path.with_suffix(".json"), {**result.to_json(), "created": ledger.now(),
+                                            "curve": {"thresholds": search.thresholds.tolist(),
+                                                      "scores": search.scores.tolist()}})
+    ledger.add(ws.submissions_dir, file=path.name, sha256=ledger.sha256(path),
+               created=ledger.now(), source=" + ".join(f"{m.name}:{m.weight:.2f}"
+                                                        for m in result.members),
+               oof_score=f"{post.score:.6f}")
+    return result
+
+
+def _default_name(members: Sequence[runs.Run]) -> str:
+    stem = members[0].name if len(members) == 1 else f"ensemble{len(members)}"
+    return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def newest_submission(submissions_dir: str | os.PathLike) -> Path:
+    files = sorted(Path(submissions_dir).glob("*.csv"), key=lambda p: p.stat().st_mtime)
+    files = [f for f in files if f.name != ledger.NAME]
+    if not files:
+        raise KaggleSaltError(f"no submission in {submissions_dir}: make one with "
+                              "`kagglesalt ensemble`")
+    return files[-1]
