@@ -4,6 +4,7 @@ Each image is a section of layered reflectors, folded and tilted, with noise. A 
 a smooth random region whose interior is chaotic and low in amplitude and whose boundary is a
 bright reflector, as salt looks in real sections. About 39% of the masks are empty, and the
 coverage of the others spreads from a few pixels to the whole image like the real set's.
+The test masks, which Kaggle keeps hidden, are written to `test_truth.csv` beside the layout.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from kagglesalt.errors import KaggleSaltError
 
 SIZE = rle.SIZE
 EMPTY_FRACTION = 0.39
+TEST_TRUTH = "test_truth.csv"
 
 
 def _smooth_noise(rng: np.random.Generator, sigma: float, shape=(SIZE, SIZE)) -> np.ndarray:
@@ -117,7 +119,7 @@ def generate(out_dir: str | os.PathLike, n_train: int = 4000, n_test: int = 1000
     try:
         for sub in ("train/images", "train/masks", "test/images"):
             (staging / sub).mkdir(parents=True)
-        rles, depths = [], {}
+        rles, test_rles, depths = [], [], {}
         total = n_train + n_test
         for k, image_id in enumerate(ids):
             is_train = k < n_train
@@ -130,6 +132,8 @@ def generate(out_dir: str | os.PathLike, n_train: int = 4000, n_test: int = 1000
                 _write_png(staging / "train" / "masks" / f"{image_id}.png",
                            mask.astype(np.uint16) * 65535)
                 rles.append(rle.encode(mask))
+            else:
+                test_rles.append(rle.encode(mask))
             depths[image_id] = int(rng.integers(51, 960))
             if progress and (k % 200 == 0 or k == total - 1):
                 progress(k + 1, total)
@@ -139,6 +143,10 @@ def generate(out_dir: str | os.PathLike, n_train: int = 4000, n_test: int = 1000
             frac=1.0, random_state=seed).to_csv(staging / "depths.csv", index=False)
         pd.DataFrame({"id": test_ids, "rle_mask": ["1 1"] * len(test_ids)}).to_csv(
             staging / "sample_submission.csv", index=False)
+        # Not part of Kaggle's layout: the hidden answers, so a synthetic submission can be
+        # scored (`kagglesalt score SUBMISSION --truth data/test_truth.csv`).
+        pd.DataFrame({"id": test_ids, "rle_mask": test_rles}).to_csv(
+            staging / TEST_TRUTH, index=False)
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")
             shutil.rmtree(old, ignore_errors=True)
