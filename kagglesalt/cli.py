@@ -248,6 +248,70 @@ def demo(ws: Workspace, n_train: int, n_test: int, folds: int, epochs: int) -> N
                       f"{truth}); `kagglesalt submit` sends real submissions to Kaggle.")
 
 
+def _warn(text: str) -> None:
+    from kagglesalt.console import err_console
+
+    err_console.print(f"[yellow]{text}[/yellow]")
+
+
+competition_option = click.option(
+    "--competition", default="tgs-salt-identification-challenge", show_default=True,
+    envvar="KAGGLESALT_COMPETITION", help="Kaggle competition [env KAGGLESALT_COMPETITION].")
+
+
+@cli.command()
+@competition_option
+@click.option("--force", is_flag=True, help="Download again even if the files are present.")
+@click.pass_obj
+def download(ws: Workspace, competition: str, force: bool) -> None:
+    """Download the competition files into the data folder, unpacked in the Kaggle layout."""
+    from kagglesalt import kaggle
+    from kagglesalt.console import download_bar
+
+    with download_bar() as bar:
+        task = bar.add_task(f"downloading {competition}", total=None)
+
+        def update(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        outcome = kaggle.download(ws.data_dir, competition, force, update, _warn)
+    console.print(outcome)
+
+
+@cli.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-m", "--message", required=True, help="Description shown on Kaggle.")
+@competition_option
+@click.option("--force", is_flag=True, help="Submit a file that was already submitted.")
+@click.pass_obj
+def submit(ws: Workspace, file: Path | None, message: str, competition: str,
+           force: bool) -> None:
+    """Validate FILE (default: the newest in the submissions folder) and upload it."""
+    from kagglesalt import upload
+
+    path, ref = upload.submit(ws, file, message, force, competition, _warn)
+    console.print(f"Submitted {path.name} to {competition} (Kaggle ref {ref}); "
+                  "`kagglesalt submissions` shows its score when Kaggle has one")
+
+
+@cli.command()
+@competition_option
+@click.pass_obj
+def submissions(ws: Workspace, competition: str) -> None:
+    """Your submissions on Kaggle with their scores (written into the ledger too)."""
+    from rich.table import Table
+
+    from kagglesalt import upload
+
+    rows = upload.refresh(ws, competition, _warn)
+    table = Table("date", "file", "description", "status", "public", "private",
+                  title=competition)
+    for row in rows:
+        table.add_row(str(row["date"] or "")[:19], row["file"], row["description"],
+                      row["status"], str(row["public_score"]), str(row["private_score"]))
+    console.print(table)
+
+
 def main() -> None:
     from kagglesalt import plugins
 

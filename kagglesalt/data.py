@@ -31,6 +31,7 @@ from kagglesalt.errors import KaggleSaltError
 
 SIZE = rle.SIZE
 CACHE_DIR = ".cache"
+SOURCE_MARKER = ".kagglesalt-source.json"  # where the data came from: kaggle or synthetic
 CACHE_VERSION = 1
 
 Progress = Callable[[int, int], None]

@@ -77,3 +77,12 @@ def score_files(submission: str | os.PathLike, truth: str | os.PathLike) -> tupl
     check_ids(predicted, list(known["id"]), submission, Path(truth).name)
     ids = list(known["id"])
     return metric.score(masks_of(known, ids), masks_of(predicted, ids)), len(ids)
+
+
+def validate(path: str | os.PathLike, data_dir: str | os.PathLike) -> pd.DataFrame:
+    """A submission Kaggle will take: well-formed rows for exactly the sample's ids."""
+    from kagglesalt import data
+
+    table = read(path)
+    check_ids(table, data.sample_submission_ids(data_dir), path, "sample_submission.csv")
+    return table

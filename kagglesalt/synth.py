@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from kagglesalt import rle
+from kagglesalt import data, rle
+from kagglesalt.atomic import write_json
 from kagglesalt.errors import KaggleSaltError
 
 SIZE = rle.SIZE
@@ -147,6 +148,8 @@ def generate(out_dir: str | os.PathLike, n_train: int = 4000, n_test: int = 1000
         # scored (`kagglesalt score SUBMISSION --truth data/test_truth.csv`).
         pd.DataFrame({"id": test_ids, "rle_mask": test_rles}).to_csv(
             staging / TEST_TRUTH, index=False)
+        write_json(staging / data.SOURCE_MARKER, {"source": "synthetic", "seed": seed,
+                                                  "train": n_train, "test": n_test})
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")
             shutil.rmtree(old, ignore_errors=True)

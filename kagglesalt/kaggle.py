@@ -1,0 +1,326 @@
+"""The Kaggle adapter: the only module that imports the official `kaggle` client.
+
+The client is imported lazily and silently (on import it tries to log in and prints a help
+text when it finds no credentials). Credentials are found here, in the places the client
+documents, and handed to it, so that one message can say what is missing; keys are never
+printed. Every client or network failure becomes a one-line KaggleSaltError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import stat
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kagglesalt.atomic import write_json
+from kagglesalt.data import SOURCE_MARKER
+from kagglesalt.errors import KaggleSaltError
+
+COMPETITION = "tgs-salt-identification-challenge"
+LAYOUT = ("train.csv", "depths.csv", "sample_submission.csv", "train/images", "train/masks",
+          "test/images")
+CHUNK = 1 << 20
+
+Progress = Callable[[int, int | None], None]
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    source: str
+    username: str | None = None
+    key: str | None = None
+    token: str | None = None
+
+    def __repr__(self) -> str:  # never show the key
+        return f"Credentials(source={self.source!r}, username={self.username!r})"
+
+
+def _config_dirs() -> list[Path]:
+    dirs = []
+    if os.environ.get("KAGGLE_CONFIG_DIR"):
+        dirs.append(Path(os.environ["KAGGLE_CONFIG_DIR"]))
+    home = Path(os.path.expanduser("~"))
+    dirs.append(home / ".kaggle")
+    dirs.append(Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "kaggle")
+    return dirs
+
+
+def find_credentials(warn: Warn | None = None) -> Credentials:
+    """KAGGLE_API_TOKEN, then KAGGLE_USERNAME/KAGGLE_KEY, then kaggle.json or access_token."""
+    token = os.environ.get("KAGGLE_API_TOKEN")
+    if token:
+        if Path(token).is_file():
+            token = Path(token).read_text().strip()
+        return Credentials("KAGGLE_API_TOKEN", token=token)
+    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
+        return Credentials("KAGGLE_USERNAME/KAGGLE_KEY", os.environ["KAGGLE_USERNAME"],
+                           os.environ["KAGGLE_KEY"])
+    for folder in _config_dirs():
+        path = folder / "kaggle.json"
+        if path.is_file():
+            if warn and os.name != "nt" and path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
+                warn(f"Warning: {path} is readable by other users: run `chmod 600 {path}`")
+            try:
+                values = json.loads(path.read_text())
+                return Credentials(str(path), str(values["username"]), str(values["key"]))
+            except (ValueError, KeyError, TypeError):
+                raise KaggleSaltError(f"{path} is not a valid kaggle.json (it needs "
+                                      '{"username": ..., "key": ...}): download a new one '
+                                      "from your Kaggle account settings") from None
+        access = folder / "access_token"
+        if access.is_file() and access.read_text().strip():
+            return Credentials(str(access), token=access.read_text().strip())
+    raise KaggleSaltError(
+        "no Kaggle credentials: put kaggle.json (Kaggle > Settings > API > Create New Token) in "
+        "~/.kaggle/ (chmod 600), or set KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN")
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The client prints help texts and progress on its own; keep them off the screen."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
+def _api(credentials: Credentials):
+    with _quiet():
+        from kaggle.api.kaggle_api_extended import KaggleApi
+    api = KaggleApi()
+    values: dict[str, str] = {}
+    if credentials.token:
+        values[api.CONFIG_NAME_TOKEN] = credentials.token
+    else:
+        values[api.CONFIG_NAME_USER] = credentials.username
+        values[api.CONFIG_NAME_KEY] = credentials.key
+    api.config_values = values
+    api._authenticated = True
+    return api
+
+
+@contextlib.contextmanager
+def _translated_errors(competition: str, doing: str) -> Iterator[None]:
+    """Client and network failures as one line that says what to do."""
+    import requests
+
+    try:
+        yield
+    except requests.HTTPError as e:
+        status = e.response.status_code if e.response is not None else None
+        if status == 401:
+            raise KaggleSaltError(f"Kaggle refused the credentials (HTTP 401) while {doing}: "
+                                  "check the username and key, or create a new API token"
+                                  ) from None
+        if status == 403:
+            raise KaggleSaltError(
+                f"Kaggle answered 403 Forbidden while {doing}: accept the competition rules at "
+                f"https://www.kaggle.com/competitions/{competition}/rules, then retry") from None
+        if status == 404:
+            raise KaggleSaltError(f"Kaggle has no competition '{competition}' (HTTP 404): "
+                                  "check --competition") from None
+        raise KaggleSaltError(f"Kaggle answered HTTP {status} while {doing}: the service may "
+                              "be down; try again in a few minutes") from None
+    except (requests.ConnectionError, requests.Timeout,
+            requests.exceptions.ChunkedEncodingError) as e:
+        reason = type(e).__name__
+        raise KaggleSaltError(f"could not reach Kaggle while {doing} ({reason}): check the "
+                              "network connection or proxy, then rerun the command") from None
+
+
+# ----------------------------------------------------------------------------- download
+
+
+def layout_complete(folder: Path) -> bool:
+    return all((folder / part).exists() for part in LAYOUT)
+
+
+def data_source(data_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((data_dir / SOURCE_MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def download(data_dir: str | os.PathLike, competition: str = COMPETITION, force: bool = False,
+             progress: Progress | None = None, warn: Warn | None = None) -> str:
+    """Download and unpack the competition into `data_dir`; returns what was done.
+
+    The archive is streamed to a `.part` file beside the data folder (a rerun after a broken
+    connection continues it), unpacked aside and moved in whole: an interruption never leaves
+    half a layout.
+    """
+    data_dir = Path(data_dir)
+    source = data_source(data_dir)
+    if not force and layout_complete(data_dir) and source.get("source") != "synthetic":
+        return f"{data_dir} already holds the competition files: nothing to do (--force " \
+               "downloads them again)"
+    credentials = find_credentials(warn)
+    api = _api(credentials)
+    work = data_dir.parent / f".{data_dir.name}.download"
+    work.mkdir(parents=True, exist_ok=True)
+    archive = work / f"{competition}.zip"
+    from kagglesdk.competitions.types.competition_api_service import (
+        ApiDownloadDataFilesRequest,
+        ApiListDataFilesRequest,
+    )
+
+    with _translated_errors(competition, f"downloading {competition}"), \
+            api.build_kaggle_client() as client:
+        service = client.competitions.competition_api_client
+        listing = ApiListDataFilesRequest()
+        listing.competition_name = competition
+        files = service.list_data_files(listing).files
+        request = ApiDownloadDataFilesRequest()
+        request.competition_name = competition
+        _fetch(service.download_data_files(request), archive, client.http_client(), progress)
+    staging = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.", dir=data_dir.parent))
+    try:
+        root = unpack(archive, staging)
+        if not layout_complete(root):
+            missing = next(p for p in LAYOUT if not (root / p).exists())
+            raise KaggleSaltError(f"the archive of {competition} has no {missing}: it is not "
+                                  "the TGS Salt layout; check --competition")
+        write_json(root / SOURCE_MARKER, {"source": "kaggle", "competition": competition,
+                                          "files": sorted(f.name for f in files),
+                                          "downloaded": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        _swap_in(root, data_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
+    replaced = " (replacing the synthetic data set)" if source.get("source") == "synthetic" \
+        else ""
+    return f"Downloaded {competition} into {data_dir}{replaced}"
+
+
+def _fetch(response, archive: Path, http_client, progress: Progress | None) -> None:
+    """Stream the redirected download to `archive`, continuing a matching `.part` file."""
+    part = archive.with_suffix(".zip.part")
+    meta = archive.with_suffix(".zip.part.json")
+    total = int(response.headers.get("Content-Length") or 0) or None
+    identity = {"url": response.url.split("?")[0], "total": total,
+                "validator": response.headers.get("ETag") or response.headers.get(
+                    "Last-Modified")}
+    done = 0
+    resumable = response.headers.get("Accept-Ranges") == "bytes" and identity["validator"]
+    if part.exists() and resumable and _read_json(meta) == identity:
+        done = part.stat().st_size
+    if 0 < done < (total or 0):
+        response.close()
+        response = http_client._session.get(response.url, headers={"Range": f"bytes={done}-"},
+                                            stream=True, timeout=60)
+        response.raise_for_status()
+        if response.status_code != 206:  # the server ignored the range: start over
+            done = 0
+    else:
+        done = 0
+    meta.write_text(json.dumps(identity))
+    with open(part, "ab" if done else "wb") as out:
+        if progress:
+            progress(done, total)
+        for chunk in response.iter_content(CHUNK):
+            out.write(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+    if total is not None and done < total:
+        import requests
+
+        raise requests.exceptions.ChunkedEncodingError(f"received {done} of {total} bytes")
+    os.replace(part, archive)
+    meta.unlink(missing_ok=True)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _safe_extract(archive: Path, target: Path) -> None:
+    """Extract a zip, refusing any entry that would land outside `target`."""
+    target = target.resolve()
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for entry in zf.infolist():
+                destination = (target / entry.filename).resolve()
+                if destination != target and target not in destination.parents:
+                    raise KaggleSaltError(f"{archive.name} holds an entry '{entry.filename}' "
+                                          "that would land outside the data folder: refusing "
+                                          "to unpack it")
+                if entry.external_attr >> 16 & 0o170000 == 0o120000:
+                    raise KaggleSaltError(f"{archive.name} holds a symbolic link "
+                                          f"'{entry.filename}': refusing to unpack it")
+            zf.extractall(target)
+    except zipfile.BadZipFile:
+        raise KaggleSaltError(f"{archive.name} is not a valid zip archive: rerun "
+                              "`kagglesalt download --force`") from None
+
+
+def unpack(archive: Path, staging: Path) -> Path:
+    """Unpack the competition archive and its nested zips; return the layout's root."""
+    _safe_extract(archive, staging)
+    while nested := sorted(staging.rglob("*.zip")):
+        for inner in nested:
+            with zipfile.ZipFile(inner) as zf:
+                names = [n for n in zf.namelist() if not n.endswith("/")]
+            stem = inner.stem
+            # train.zip may hold images/ and masks/, or train/images and train/masks.
+            wrapped = names and all(n.startswith(f"{stem}/") for n in names)
+            _safe_extract(inner, inner.parent if wrapped else inner.parent / stem)
+            inner.unlink()
+    roots = [p.parent for p in staging.rglob("train.csv")]
+    return min(roots, key=lambda p: len(p.parts)) if roots else staging
+
+
+def _swap_in(root: Path, data_dir: Path) -> None:
+    old = data_dir.with_name(f".{data_dir.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if data_dir.exists():
+        os.replace(data_dir, old)
+    os.replace(root, data_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- submit
+
+
+def submit(path: Path, message: str, competition: str = COMPETITION,
+           warn: Warn | None = None) -> int:
+    """Upload a submission file; return Kaggle's reference of it."""
+    credentials = find_credentials(warn)
+    api = _api(credentials)
+    with _translated_errors(competition, f"submitting {path.name}"), _quiet():
+        response = api.competition_submit(str(path), message, competition, quiet=True)
+    ref = int(getattr(response, "ref", 0) or 0)
+    if not ref:
+        detail = getattr(response, "message", "") or "no reason given"
+        raise KaggleSaltError(f"Kaggle did not accept the upload of {path.name} ({detail}): "
+                              "nothing was submitted; try again")
+    return ref
+
+
+def submissions(competition: str = COMPETITION, warn: Warn | None = None
+                ) -> list[dict[str, Any]]:
+    """The competition's submissions of this account, newest first."""
+    credentials = find_credentials(warn)
+    api = _api(credentials)
+    with _translated_errors(competition, "listing submissions"), _quiet():
+        rows = api.competition_submissions(competition) or []
+    out = []
+    for s in rows:
+        status = str(s.status).split(".")[-1].replace("SUBMISSION_STATUS_", "").lower()
+        out.append({"ref": int(s.ref or 0), "date": s.date, "file": s.file_name or "",
+                    "description": s.description or "", "status": status,
+                    "public_score": s.public_score or "", "private_score": s.private_score or ""})
+    return out

@@ -1,0 +1,59 @@
+"""Sending submissions to Kaggle and bringing their scores back into the ledger."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from kagglesalt import kaggle, ledger, submission
+from kagglesalt.ensemble import newest_submission
+from kagglesalt.errors import KaggleSaltError
+from kagglesalt.workspace import Workspace
+
+
+def submit(ws: Workspace, path: str | os.PathLike | None, message: str, force: bool = False,
+           competition: str = kaggle.COMPETITION, warn: kaggle.Warn | None = None
+           ) -> tuple[Path, int]:
+    """Validate, refuse a duplicate, upload, and record in the ledger; nothing is sent
+    before the file has passed every check."""
+    path = Path(path) if path else newest_submission(ws.submissions_dir)
+    submission.validate(path, ws.data_dir)
+    digest = ledger.sha256(path)
+    table = ledger.read(ws.submissions_dir)
+    sent = table[(table["sha256"] == digest) & (table["kaggle_ref"] != "")]
+    if len(sent) and not force:
+        raise KaggleSaltError(f"{path.name} was already submitted on {sent['submitted'].iloc[-1]}"
+                              f" (Kaggle ref {sent['kaggle_ref'].iloc[-1]}): use --force to "
+                              "submit the same file again")
+    ref = kaggle.submit(path, message, competition, warn)
+    row = {"message": message, "submitted": ledger.now(), "kaggle_ref": str(ref),
+           "status": "pending"}
+    mine = table.index[(table["file"] == path.name) & (table["sha256"] == digest)
+                       & (table["kaggle_ref"] == "")]
+    if len(mine):
+        for key, value in row.items():
+            table.loc[mine[-1], key] = value
+        ledger.write(ws.submissions_dir, table)
+    else:
+        ledger.add(ws.submissions_dir, file=path.name, sha256=digest, created=ledger.now(),
+                   source="", oof_score=ledger.oof_score_of(ws.submissions_dir, path.name),
+                   **row)
+    return path, ref
+
+
+def refresh(ws: Workspace, competition: str = kaggle.COMPETITION,
+            warn: kaggle.Warn | None = None) -> list[dict[str, Any]]:
+    """The competition's submissions; their status and scores are written into the ledger."""
+    rows = kaggle.submissions(competition, warn)
+    table = ledger.read(ws.submissions_dir)
+    if len(table):
+        by_ref = {str(r["ref"]): r for r in rows}
+        for i, ref in table["kaggle_ref"].items():
+            if ref in by_ref:
+                found = by_ref[ref]
+                table.loc[i, "status"] = found["status"]
+                table.loc[i, "public_score"] = str(found["public_score"])
+                table.loc[i, "private_score"] = str(found["private_score"])
+        ledger.write(ws.submissions_dir, table)
+    return rows

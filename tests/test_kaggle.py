@@ -1,0 +1,239 @@
+"""The Kaggle commands, with the real `kaggle` client against a local Kaggle-compatible server."""
+
+import json
+import os
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from kagglesalt import data, ledger
+from kagglesalt.cli import cli
+from tests.kaggle_server import FakeKaggle, competition_zip
+
+COMPETITION = "tgs-salt-identification-challenge"
+
+
+@pytest.fixture(scope="module")
+def archive(synthetic_master):
+    return competition_zip(synthetic_master)
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A user's machine: a home with kaggle.json, the client pointed at the local server."""
+    home = tmp_path / "home"
+    (home / ".kaggle").mkdir(parents=True)
+    credentials = home / ".kaggle" / "kaggle.json"
+    credentials.write_text(json.dumps({"username": "alice", "key": "s3cret-key"}))
+    credentials.chmod(0o600)
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("KAGGLE_CONFIG_DIR", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN",
+                 "NO_PROXY", "no_proxy", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "LOCALHOST")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def server(archive, workspace, monkeypatch):
+    with FakeKaggle(archive, COMPETITION) as fake:
+        for name in ("HTTP_PROXY", "http_proxy"):
+            monkeypatch.setenv(name, f"http://127.0.0.1:{fake.port}")
+        yield fake
+
+
+def kagglesalt(*args):
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    result.text = " ".join(result.output.split())  # rich wraps long lines
+    return result
+
+
+def one_line_error(result, *fragments):
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    error = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1, result.output
+    for fragment in fragments:
+        assert fragment in error[0], error[0]
+    assert "s3cret-key" not in result.output
+
+
+def leftovers(root):
+    return sorted(p.name for p in root.iterdir() if p.name.startswith("."))
+
+
+# ---------------------------------------------------------------------------- download
+
+
+def test_download_unpacks_the_competition_into_the_kaggle_layout(server, workspace,
+                                                                  synthetic_master):
+    result = kagglesalt("download")
+    assert result.exit_code == 0, result.output
+    assert "Downloaded" in result.text
+    for part in ("train.csv", "depths.csv", "sample_submission.csv", "train/images",
+                 "train/masks", "test/images"):
+        assert (workspace / "data" / part).exists(), part
+    assert len(data.load_train(workspace / "data")) == 120
+    assert len(data.load_test(workspace / "data")) == 30
+    assert server.rpc_calls() == ["ListDataFiles", "DownloadDataFiles"]
+    assert leftovers(workspace) == []
+
+
+def test_a_rerun_with_the_files_present_does_nothing_unless_forced(server):
+    assert kagglesalt("download").exit_code == 0
+    calls = len(server.requests)
+    again = kagglesalt("download")
+    assert again.exit_code == 0 and "nothing to do" in again.text
+    assert len(server.requests) == calls
+    forced = kagglesalt("download", "--force")
+    assert forced.exit_code == 0 and len(server.requests) > calls
+
+
+def test_a_synthetic_data_set_is_replaced_by_the_real_download(server, workspace):
+    assert kagglesalt("synth", "--train", "5", "--test", "2").exit_code == 0
+    result = kagglesalt("download")
+    assert "replacing the synthetic data set" in result.text
+    assert len(data.load_train(workspace / "data")) == 120
+
+
+def test_rules_not_accepted_names_the_rules_page(server, workspace):
+    server.status["DownloadDataFiles"] = 403
+    one_line_error(kagglesalt("download"), "403", f"kaggle.com/competitions/{COMPETITION}/rules")
+    assert not (workspace / "data").exists()
+
+
+def test_a_refused_key_says_so(server, workspace):
+    server.key = "another-key"
+    one_line_error(kagglesalt("download"), "refused the credentials (HTTP 401)")
+
+
+def test_a_server_error_is_one_line(server, workspace):
+    server.status["ListDataFiles"] = 500
+    one_line_error(kagglesalt("download"), "HTTP 500", "try again")
+
+
+def test_no_server_at_all_is_one_line(workspace, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    one_line_error(kagglesalt("download"), "could not reach Kaggle")
+
+
+def test_a_broken_download_leaves_nothing_half_done_and_resumes(server, workspace):
+    server.drop_after = len(server.archive) // 2
+    one_line_error(kagglesalt("download"), "could not reach Kaggle", "rerun")
+    assert not (workspace / "data").exists()
+    server.drop_after = None
+    result = kagglesalt("download")
+    assert result.exit_code == 0, result.output
+    resumed_at = int(server.ranges[-1].removeprefix("bytes=").rstrip("-"))
+    assert 0 < resumed_at <= len(server.archive) // 2  # what had arrived was kept
+    assert len(data.load_train(workspace / "data")) == 120
+    assert leftovers(workspace) == []
+
+
+def test_an_archive_entry_escaping_the_folder_is_refused(server, workspace, synthetic_master):
+    server.archive = competition_zip(synthetic_master, escape=True)
+    server.etag = "escaping"
+    one_line_error(kagglesalt("download"), "../escaped.txt", "outside the data folder")
+    assert not (workspace / "escaped.txt").exists()
+    assert not (workspace / "data").exists()
+
+
+def test_missing_credentials_say_where_to_put_them(server, workspace):
+    (workspace / "home" / ".kaggle" / "kaggle.json").unlink()
+    one_line_error(kagglesalt("download"), "no Kaggle credentials", "~/.kaggle/")
+    assert server.requests == []
+
+
+def test_environment_credentials_and_a_bearer_token_work(server, workspace, monkeypatch):
+    (workspace / "home" / ".kaggle" / "kaggle.json").unlink()
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "token-123")
+    assert kagglesalt("download").exit_code == 0
+    monkeypatch.delenv("KAGGLE_API_TOKEN")
+    monkeypatch.setenv("KAGGLE_USERNAME", "alice")
+    monkeypatch.setenv("KAGGLE_KEY", "s3cret-key")
+    assert kagglesalt("download", "--force").exit_code == 0
+
+
+def test_a_kaggle_json_readable_by_others_is_warned_about(server, workspace):
+    os.chmod(workspace / "home" / ".kaggle" / "kaggle.json", 0o644)
+    result = kagglesalt("download")
+    assert result.exit_code == 0
+    assert "readable by other users" in result.text and "chmod 600" in result.text
+
+
+# ---------------------------------------------------------------------------- submit
+
+
+@pytest.fixture
+def with_data(server, workspace):
+    assert kagglesalt("download").exit_code == 0
+    server.requests.clear()
+    return workspace
+
+
+def write_submission(workspace, name="first.csv", rle="1 5"):
+    sample = pd.read_csv(workspace / "data" / "sample_submission.csv", dtype=str)
+    path = workspace / "submissions" / name
+    path.parent.mkdir(exist_ok=True)
+    pd.DataFrame({"id": sample["id"], "rle_mask": rle}).to_csv(path, index=False)
+    return path
+
+
+def test_submit_uploads_and_records_the_submission(server, with_data):
+    path = write_submission(with_data)
+    result = kagglesalt("submit", "-m", "first try")
+    assert result.exit_code == 0, result.output
+    assert "Kaggle ref 1000" in result.text
+    assert server.rpc_calls() == ["StartSubmissionUpload", "CreateSubmission"]
+    assert server.submitted[0]["bytes"] == path.read_bytes()
+    assert server.submitted[0]["description"] == "first try"
+    row = ledger.read(with_data / "submissions").iloc[-1]
+    assert row["file"] == "first.csv" and row["kaggle_ref"] == "1000"
+    assert row["sha256"] == ledger.sha256(path) and row["message"] == "first try"
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda t: t.iloc[1:], "lacks 1 id(s)"),
+    (lambda t: t.assign(rle_mask="5 3 1 2"), "not ascending"),
+    (lambda t: t.assign(rle_mask="10200 9"), "ends past pixel 10201"),
+    (lambda t: t.rename(columns={"rle_mask": "mask"}), "header"),
+])
+def test_an_invalid_submission_is_refused_before_any_request(server, with_data, change,
+                                                             problem):
+    path = write_submission(with_data)
+    change(pd.read_csv(path, dtype=str)).to_csv(path, index=False)
+    one_line_error(kagglesalt("submit", str(path), "-m", "bad"), problem)
+    assert server.requests == []
+
+
+def test_the_same_file_is_not_submitted_twice_unless_forced(server, with_data):
+    write_submission(with_data)
+    assert kagglesalt("submit", "-m", "once").exit_code == 0
+    one_line_error(kagglesalt("submit", "-m", "twice"), "already submitted", "--force")
+    assert len(server.submitted) == 1
+    assert kagglesalt("submit", "-m", "twice", "--force").exit_code == 0
+    assert len(server.submitted) == 2
+
+
+def test_a_failed_upload_reported_as_ref_0_is_an_error(server, with_data):
+    write_submission(with_data)
+    server.upload_status = 500
+    one_line_error(kagglesalt("submit", "-m", "lost"), "did not accept the upload",
+                   "nothing was submitted")
+    table = ledger.read(with_data / "submissions")
+    assert (table["kaggle_ref"] == "").all()
+
+
+def test_submissions_lists_scores_and_writes_them_into_the_ledger(server, with_data):
+    write_submission(with_data)
+    assert kagglesalt("submit", "-m", "scored").exit_code == 0
+    result = kagglesalt("submissions")
+    assert result.exit_code == 0, result.output
+    assert "scored" in result.output and "0.80100" in result.output
+    assert "complete" in result.output
+    row = ledger.read(with_data / "submissions").iloc[-1]
+    assert row["public_score"] == "0.80100" and row["private_score"] == "0.79900"
+    assert row["status"] == "complete"
