@@ -248,6 +248,16 @@ def demo(ws: Workspace, n_train: int, n_test: int, folds: int, epochs: int) -> N
                       f"{truth}); `kagglesalt submit` sends real submissions to Kaggle.")
 
 
+@cli.command()
+@click.argument("run", required=False)
+@click.pass_obj
+def report(ws: Workspace, run: str | None) -> None:
+    """Write an HTML report of RUN or an ensemble (default: the newest) and print its path."""
+    from kagglesalt import report as reports
+
+    console.print(str(reports.build(ws, run)))
+
+
 def _warn(text: str) -> None:
     from kagglesalt.console import err_console
 

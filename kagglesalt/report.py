@@ -1,0 +1,291 @@
+"""`kagglesalt report`: one self-contained HTML page per run or ensemble.
+
+Everything a competitor looks at to tune: configuration, fold and OOF scores, learning
+curves, the threshold curve, where the model fails (by coverage class and depth, empty and
+missed images) and a gallery of the worst and best out-of-fold predictions. Plots are PNGs
+embedded as data URIs, so the page opens offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kagglesalt import data, folds, metric, runs
+from kagglesalt.atomic import write_text
+from kagglesalt.errors import KaggleSaltError
+from kagglesalt.workspace import Workspace
+
+GALLERY = 12
+DEPTH_BINS = 8
+
+
+@dataclass
+class Subject:
+    """What a report is about: one run, or an ensemble of runs."""
+
+    title: str
+    out: Path
+    config: dict[str, Any]
+    scores: dict[str, Any]
+    oof: np.ndarray  # uint8 levels, train order
+    threshold: float
+    members: list[dict[str, Any]]
+    runs: list[runs.Run]
+
+
+def _figure_png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _run_subject(run: runs.Run) -> Subject:
+    scores = run.scores
+    return Subject(f"run {run.name}", run.path / "report.html", run.config, scores,
+                   np.asarray(run.oof()), scores["oof"]["threshold"], [], [run])
+
+
+def _ensemble_subject(ws: Workspace, summary_path: Path) -> Subject:
+    from kagglesalt.ensemble import combine
+
+    summary = json.loads(summary_path.read_text())
+    members = [runs.open_run(ws.runs_dir, m["name"]) for m in summary["members"]]
+    weights = [m["weight"] for m in summary["members"]]
+    oof = metric.to_levels(combine([r.oof() for r in members], weights) / 255)
+    config = {"ensemble": summary["submission"], "postprocess": summary["postprocess"],
+              "members": {m["name"]: m["weight"] for m in summary["members"]}}
+    scores = {"oof": {"score": summary["oof_score"], "threshold": summary["threshold"]},
+              "folds": [], "curve": summary.get("curve")}
+    return Subject(f"ensemble {summary_path.stem}", summary_path.with_suffix(".html"),
+                   config, scores, oof, summary["threshold"], summary["members"], members)
+
+
+def subject_for(ws: Workspace, name: str | None) -> Subject:
+    """A run by name, an ensemble by submission name, else the newest of either."""
+    ensembles = sorted(Path(ws.submissions_dir).glob("*.json"), key=lambda p: p.stat().st_mtime)
+    if name:
+        candidate = Path(ws.submissions_dir) / f"{Path(name).stem}.json"
+        if candidate.exists():
+            return _ensemble_subject(ws, candidate)
+        return _run_subject(runs.open_run(ws.runs_dir, name))
+    finished = runs.finished_runs(ws.runs_dir)
+    newest_run = finished[-1] if finished else None
+    newest_ensemble = ensembles[-1] if ensembles else None
+    if newest_run is None and newest_ensemble is None:
+        raise KaggleSaltError(f"nothing to report: no finished run in {ws.runs_dir} and no "
+                              f"ensemble in {ws.submissions_dir}")
+    if newest_ensemble and (newest_run is None or newest_ensemble.stat().st_mtime >
+                            (newest_run.path / "scores.json").stat().st_mtime):
+        return _ensemble_subject(ws, newest_ensemble)
+    return _run_subject(newest_run)
+
+
+def build(ws: Workspace, name: str | None = None) -> Path:
+    """Write the report of a run or ensemble; return its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    subject = subject_for(ws, name)
+    train = data.load_train(ws.data_dir)
+    expected = subject.runs[0].config["data"]["fingerprint"]
+    if train.fingerprint() != expected:
+        raise KaggleSaltError(f"{ws.data_dir} is not the data {subject.title} was trained on: "
+                              "point --data-dir at that data")
+    pred = metric.binarize(subject.oof, subject.threshold)
+    per_image = metric.image_scores(train.masks, pred)
+    sections = [
+        _section("Configuration", _config_table(subject.config)),
+        _section("Scores", _scores_table(subject)),
+        _learning_curves(subject),
+        _section("Threshold", _img(_threshold_plot(subject, train.masks))),
+        _section("Where it fails", _failure_tables(train, pred, per_image) +
+                 _img(_breakdown_plot(train, per_image))),
+        _section("Worst out-of-fold predictions",
+                 _img(_gallery(train, subject.oof, pred, per_image, worst=True))),
+        _section("Best out-of-fold predictions",
+                 _img(_gallery(train, subject.oof, pred, per_image, worst=False))),
+    ]
+    page = _page(subject.title, subject.scores["oof"]["score"], sections)
+    write_text(subject.out, page)
+    return subject.out
+
+
+# ---------------------------------------------------------------------------- pieces
+
+
+def _section(title: str, body: str) -> str:
+    return f"<section><h2>{html.escape(title)}</h2>{body}</section>"
+
+
+def _img(encoded: str) -> str:
+    return f'<figure><img alt="plot" src="data:image/png;base64,{encoded}"></figure>'
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> list[list[Any]]:
+    rows = []
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            rows += _flatten(value, f"{prefix}{key}.")
+        else:
+            rows.append([f"{prefix}{key}", value])
+    return rows
+
+
+def _config_table(config: dict[str, Any]) -> str:
+    return _table(_flatten(config), ["setting", "value"])
+
+
+def _scores_table(subject: Subject) -> str:
+    oof = subject.scores["oof"]
+    rows = [[f"fold {f['fold'] + 1}", f"{f['score']:.4f}", f"{f['threshold']:.2f}",
+             f.get("best_epoch", "")] for f in subject.scores.get("folds", [])]
+    rows.append(["OOF (all folds)", f"{oof['score']:.4f}", f"{oof['threshold']:.2f}", ""])
+    out = _table(rows, ["", "competition score", "threshold", "best epoch"])
+    if subject.members:
+        best = max(m["oof_score"] for m in subject.members)
+        members = [[m["name"], f"{m['oof_score']:.4f}", f"{m['weight']:.2f}"]
+                   for m in subject.members]
+        members.append(["ensemble", f"{oof['score']:.4f}",
+                        f"gain {oof['score'] - best:+.4f} over the best member"])
+        out += _table(members, ["member run", "OOF score", "weight"])
+    return out
+
+
+def _learning_curves(subject: Subject) -> str:
+    import matplotlib.pyplot as plt
+
+    parts = []
+    for run in subject.runs:
+        histories = sorted(run.path.glob("fold_*/history.csv"))
+        if not histories:
+            continue
+        fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(11, 3.6))
+        for path in histories:
+            h = pd.read_csv(path)
+            label = path.parent.name.replace("_", " ")
+            ax_loss.plot(h["epoch"], h["loss"], label=label)
+            ax_score.plot(h["epoch"], h["val_score"], label=label)
+        ax_loss.set(title=f"{run.name}: training loss", xlabel="epoch")
+        ax_score.set(title="validation competition score", xlabel="epoch", ylim=(0, 1))
+        ax_score.legend(fontsize=8)
+        parts.append(_img(_figure_png(fig)))
+    return _section("Learning curves", "".join(parts) or "<p>No training history.</p>")
+
+
+def _threshold_plot(subject: Subject, truth: np.ndarray) -> str:
+    import matplotlib.pyplot as plt
+
+    curve = metric.threshold_curve(truth, subject.oof)
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.plot(curve.thresholds, curve.scores)
+    ax.axvline(subject.threshold, color="crimson", linestyle="--",
+               label=f"chosen {subject.threshold:.2f}")
+    ax.set(xlabel="threshold", ylabel="OOF competition score",
+           title="OOF score by threshold")
+    ax.legend()
+    return _figure_png(fig)
+
+
+def _failure_tables(train: data.Split, pred: np.ndarray, per_image: np.ndarray) -> str:
+    n = len(train)
+    truth_empty = ~train.masks.reshape(n, -1).any(axis=1)
+    pred_empty = ~pred.reshape(n, -1).any(axis=1)
+    rows = [["empty images with salt predicted", int((truth_empty & ~pred_empty).sum()),
+             int(truth_empty.sum())],
+            ["salty images predicted empty", int((~truth_empty & pred_empty).sum()),
+             int((~truth_empty).sum())],
+            ["salty images scoring 0 though predicted", int(
+                (~truth_empty & ~pred_empty & (per_image == 0)).sum()),
+             int((~truth_empty).sum())]]
+    return _table(rows, ["failure", "images", "out of"])
+
+
+def _breakdown_plot(train: data.Split, per_image: np.ndarray) -> str:
+    import matplotlib.pyplot as plt
+
+    classes = folds.coverage_class(train.coverage)
+    labels = ["empty"] + [f"{10 * (c - 1)}-{10 * c}%" for c in range(1, 11)]
+    fig, (ax_cov, ax_depth) = plt.subplots(1, 2, figsize=(12, 3.8))
+    means = [per_image[classes == c].mean() if (classes == c).any() else np.nan
+             for c in range(11)]
+    counts = np.bincount(classes, minlength=11)
+    ax_cov.bar(labels, means, color="steelblue")
+    for x, (m, c) in enumerate(zip(means, counts, strict=True)):
+        if c:
+            ax_cov.text(x, (m if np.isfinite(m) else 0) + 0.02, str(c), ha="center",
+                        fontsize=7)
+    ax_cov.set(title="score by salt coverage (n above bars)", ylim=(0, 1.1))
+    ax_cov.tick_params(axis="x", rotation=45, labelsize=8)
+    depths = train.depths
+    if np.isfinite(depths).any():
+        edges = np.nanquantile(depths, np.linspace(0, 1, DEPTH_BINS + 1))
+        which = np.clip(np.searchsorted(edges, depths, side="right") - 1, 0, DEPTH_BINS - 1)
+        scores = [per_image[which == b].mean() for b in range(DEPTH_BINS)]
+        names = [f"{edges[b]:.0f}-{edges[b + 1]:.0f}" for b in range(DEPTH_BINS)]
+        ax_depth.bar(names, scores, color="darkorange")
+        ax_depth.tick_params(axis="x", rotation=45, labelsize=8)
+    ax_depth.set(title="score by depth (equal-count bins)", ylim=(0, 1.1))
+    return _figure_png(fig)
+
+
+def _gallery(train: data.Split, oof: np.ndarray, pred: np.ndarray, per_image: np.ndarray,
+             worst: bool) -> str:
+    import matplotlib.pyplot as plt
+
+    errors = (train.masks != pred).reshape(len(train), -1).sum(axis=1)
+    order = np.lexsort((-errors, per_image)) if worst else np.lexsort((errors, -per_image))
+    chosen = order[:GALLERY]
+    cols = 6
+    rows = max(1, int(np.ceil(len(chosen) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), chosen, strict=False):
+        rgb = np.repeat(train.images[i][..., None], 3, axis=2).astype(np.float32) / 255
+        overlay = rgb.copy()
+        overlay[pred[i] & ~train.masks[i]] = [1.0, 0.2, 0.2]  # false salt: red
+        overlay[~pred[i] & train.masks[i]] = [0.2, 0.4, 1.0]  # missed salt: blue
+        overlay[pred[i] & train.masks[i]] = [0.2, 0.9, 0.3]  # found salt: green
+        ax.imshow(0.55 * rgb + 0.45 * overlay)
+        ax.set_title(f"{train.ids[i]}\nscore {per_image[i]:.2f}, p̄ {oof[i].mean() / 255:.2f}",
+                     fontsize=7)
+    fig.suptitle("green: salt found, red: salt predicted where there is none, blue: missed",
+                 fontsize=9)
+    return _figure_png(fig)
+
+
+def _page(title: str, score: float, sections: list[str]) -> str:
+    style = """
+      body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
+             color: #222; }
+      h1 { margin-bottom: 0; } .score { font-size: 1.4em; color: #1565c0; }
+      section { margin: 1.5em 0; } figure { margin: 0.5em 0; }
+      img { max-width: 100%; border: 1px solid #eee; }
+      table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
+      td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; }
+      th { background: #f4f6f8; }
+    """
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>kagglesalt: {html.escape(title)}</title><style>{style}</style></head>"
+            f"<body><h1>{html.escape(title)}</h1>"
+            f"<p class='score'>OOF competition score <b>{score:.4f}</b></p>"
+            f"{''.join(sections)}</body></html>\n")
