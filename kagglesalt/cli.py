@@ -13,13 +13,17 @@ from kagglesalt.workspace import Workspace
 
 
 class KaggleSaltGroup(click.Group):
-    """Turns a KaggleSaltError into one line and exit status 1, and Ctrl-C into status 130."""
+    """Turns a KaggleSaltError or an OSError into one line and exit status 1, and Ctrl-C into
+    status 130."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except KaggleSaltError as e:
             raise click.ClickException(str(e)) from None
+        except OSError as e:  # a full disk, a folder without write permission, ...
+            where = f": {e.filename}" if e.filename else ""
+            raise click.ClickException(f"{e.strerror or e}{where}") from None
         except KeyboardInterrupt:
             click.echo("Interrupted: finished work is kept; rerun the command to resume.",
                        err=True)

@@ -79,3 +79,12 @@ def test_score_refuses_a_wrong_header_or_duplicate_ids(tmp_path, content, messag
     (tmp_path / "truth.csv").write_text("id,rle_mask\na,\n")
     result = run("score", str(tmp_path / "sub.csv"), "--truth", str(tmp_path / "truth.csv"))
     assert result.exit_code == 1 and message in result.output
+
+
+def test_an_unwritable_folder_is_one_line_not_a_traceback(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = run("--data-dir", str(blocker / "data"), "synth", "--train", "2", "--test", "1")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1].startswith("Error: File exists:")
+    assert "Traceback" not in result.output

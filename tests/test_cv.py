@@ -65,6 +65,7 @@ def test_a_run_folder_holds_everything_the_design_names(finished_run):
     assert list(folds["id"]) == list(train.ids) and set(folds["fold"]) == {0, 1}
 
 
+@pytest.mark.backend
 def test_oof_score_equals_kagglesalt_score_of_the_same_predictions(finished_run, tmp_path):
     run, ws = finished_run
     scores = run.scores
