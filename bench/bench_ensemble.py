@@ -4,7 +4,7 @@
 
 Runs are written directly (OOF = noisy, blurred truth; test = smooth random maps) so that
 only the ensemble step is measured: its time, its peak of traced memory (numpy arrays
-included), and the time to write the 18,000-row submission CSV.
+included), the report of the ensemble, and the time to write the 18,000-row submission CSV.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from kagglesalt import data, ensemble, folds, submission, synth
+from kagglesalt import data, ensemble, folds, report, submission, synth
 from kagglesalt.atomic import save_npy, write_json
 from kagglesalt.workspace import Workspace
 
@@ -65,6 +65,10 @@ def main() -> None:
             tracemalloc.stop()
             print(f"ensemble of {args.runs} runs ({label}): {seconds:.1f} s, peak traced "
                   f"memory {peak / 2**20:.0f} MiB, OOF {result.oof_score:.4f}")
+        start = time.perf_counter()
+        page = report.build(ws)
+        print(f"report of the {len(train)}-image ensemble: {time.perf_counter() - start:.1f} s "
+              f"({page.stat().st_size / 2**20:.1f} MiB)")
         masks = np.asarray(np.load(root / "runs" / "run0" / "test.npy", mmap_mode="r")) > 128
         start = time.perf_counter()
         submission.write(root / "sub.csv", test.ids, masks)

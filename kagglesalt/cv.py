@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import json
 import shutil
 import sys
 import time
@@ -126,7 +127,7 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None) 
         fold_dir = run.path / f"fold_{k}"
         done = fold_dir / "done.json"
         if done.exists():
-            fold_scores.append(Run(fold_dir)._json("done.json"))
+            fold_scores.append(json.loads(done.read_text()))
             reporter.message(f"fold {k + 1}/{options.folds} already trained: "
                              f"score {fold_scores[-1]['score']:.4f}")
             continue

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from kagglesalt import data, ledger, metric, postprocess, runs, submission
+from kagglesalt import data, ledger, metric, postprocess, rle, runs, submission
 from kagglesalt.atomic import write_json
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.workspace import Workspace
@@ -65,17 +65,18 @@ def check_compatible(members: Sequence[runs.Run]) -> None:
 
 
 def combine(arrays: Sequence[np.ndarray], weights: Sequence[float],
-            index: slice | np.ndarray = slice(None)) -> np.ndarray:
-    """Weighted mean of uint8 probability levels, as float32 levels (0..255)."""
+            index: slice = slice(None)) -> np.ndarray:
+    """Weighted mean of uint8 probability levels (weights summing to 1), as uint8 levels."""
     out = np.zeros(arrays[0][index].shape, np.float32)
     for array, weight in zip(arrays, weights, strict=True):
         if weight:
             out += np.float32(weight) * array[index]
-    return out
+    np.rint(out, out=out)
+    return np.clip(out, 0, 255, out=out).astype(np.uint8)
 
 
 def _score(truth: np.ndarray, oofs: Sequence[np.ndarray], weights: Sequence[float]) -> float:
-    return metric.threshold_curve(truth, metric.to_levels(combine(oofs, weights) / 255)).score
+    return metric.threshold_curve(truth, combine(oofs, weights)).score
 
 
 def fit_weights(truth: np.ndarray, oofs: Sequence[np.ndarray]) -> list[float]:
@@ -136,7 +137,7 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
         if any(w < 0 for w in weights) or sum(weights) <= 0:
             raise KaggleSaltError("--weights must be non-negative and not all zero")
         chosen = [w / sum(weights) for w in weights]
-    oof_levels = metric.to_levels(combine(oofs, chosen) / 255)
+    oof_levels = combine(oofs, chosen)
     search = metric.threshold_curve(train.masks, oof_levels)
     post = postprocess.search(train.masks, metric.binarize(oof_levels, search.threshold))
 
@@ -145,12 +146,11 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
     if path.exists():
         raise KaggleSaltError(f"{path} exists: choose another --name")
     tests = [run.test() for run in members]
-    masks = np.zeros((len(test_ids), data.SIZE, data.SIZE), bool)
+    rles: list[str] = []
     for start in range(0, len(test_ids), TEST_CHUNK):
-        chunk = slice(start, start + TEST_CHUNK)
-        levels = metric.to_levels(combine(tests, chosen, chunk) / 255)
-        masks[chunk] = post.best(metric.binarize(levels, search.threshold))
-    submission.write(path, test_ids, masks)
+        levels = combine(tests, chosen, slice(start, start + TEST_CHUNK))
+        rles += rle.encode(post.best(metric.binarize(levels, search.threshold)))
+    submission.write_rles(path, test_ids, rles)
     result = EnsembleResult(
         path, [Member(r.name, r.scores["oof"]["score"], w) for r, w in zip(members, chosen,
                                                                            strict=True)],

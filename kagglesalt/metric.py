@@ -69,13 +69,23 @@ class ThresholdSearch:
     scores: np.ndarray
 
 
-def _bin_histograms(truth: np.ndarray, bins: np.ndarray, n_bins: int) -> tuple[np.ndarray, ...]:
-    """Per image, how many salt pixels and how many pixels fall in bin b or above."""
+def _bin_histograms(truth: np.ndarray, bins: np.ndarray, n_bins: int,
+                    chunk: int = 512) -> tuple[np.ndarray, ...]:
+    """Per image, how many salt pixels and how many pixels fall in bin b or above.
+
+    Images are counted `chunk` at a time, which bounds the memory of the flat index.
+    """
     n = truth.shape[0]
-    index = (bins.reshape(n, -1).astype(np.int64) + (np.arange(n) * n_bins)[:, None]).ravel()
-    everything = np.bincount(index, minlength=n * n_bins).reshape(n, n_bins)
-    salt = np.bincount(index[np.asarray(truth, dtype=bool).ravel()],
-                       minlength=n * n_bins).reshape(n, n_bins)
+    everything = np.zeros((n, n_bins), np.int64)
+    salt = np.zeros((n, n_bins), np.int64)
+    for start in range(0, n, chunk):
+        part = slice(start, min(n, start + chunk))
+        m = part.stop - part.start
+        offsets = (np.arange(m, dtype=np.int32) * n_bins)[:, None]
+        index = (bins[part].reshape(m, -1).astype(np.int32) + offsets).ravel()
+        everything[part] = np.bincount(index, minlength=m * n_bins).reshape(m, n_bins)
+        salt[part] = np.bincount(index[np.asarray(truth[part], dtype=bool).ravel()],
+                                 minlength=m * n_bins).reshape(m, n_bins)
     zeros = np.zeros((n, 1), np.int64)
     above_salt = np.concatenate([np.cumsum(salt[:, ::-1], axis=1)[:, ::-1], zeros], axis=1)
     above_all = np.concatenate([np.cumsum(everything[:, ::-1], axis=1)[:, ::-1], zeros], axis=1)

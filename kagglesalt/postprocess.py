@@ -14,8 +14,8 @@ import numpy as np
 
 from kagglesalt import metric
 
-COMPONENT_SIZES = (0, 10, 20, 40, 80, 160)
-AREAS = (0, 10, 25, 50, 100, 200, 400)
+COMPONENT_SIZES = (0, 10, 20, 40, 80, 160, 320)
+AREAS = (0, 10, 25, 50, 100, 200, 400, 800)
 
 
 @dataclass(frozen=True)

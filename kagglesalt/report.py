@@ -63,7 +63,7 @@ def _ensemble_subject(ws: Workspace, summary_path: Path) -> Subject:
     summary = json.loads(summary_path.read_text())
     members = [runs.open_run(ws.runs_dir, m["name"]) for m in summary["members"]]
     weights = [m["weight"] for m in summary["members"]]
-    oof = metric.to_levels(combine([r.oof() for r in members], weights) / 255)
+    oof = combine([r.oof() for r in members], weights)
     config = {"ensemble": summary["submission"], "postprocess": summary["postprocess"],
               "members": {m["name"]: m["weight"] for m in summary["members"]}}
     scores = {"oof": {"score": summary["oof_score"], "threshold": summary["threshold"]},

@@ -18,8 +18,13 @@ COLUMNS = ["id", "rle_mask"]
 
 def write(path: str | os.PathLike, ids: Sequence[str], masks: np.ndarray) -> Path:
     """Write `id,rle_mask` rows for bool masks (N, 101, 101), atomically."""
+    return write_rles(path, ids, rle.encode(masks))
+
+
+def write_rles(path: str | os.PathLike, ids: Sequence[str], rles: Sequence[str]) -> Path:
+    """Write `id,rle_mask` rows of encoded masks, atomically."""
     path = Path(path)
-    table = pd.DataFrame({"id": list(ids), "rle_mask": rle.encode(masks)})
+    table = pd.DataFrame({"id": list(ids), "rle_mask": list(rles)})
     with atomic_open(path, "w", newline="") as f:
         table.to_csv(f, index=False)
     return path
