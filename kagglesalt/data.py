@@ -90,9 +90,9 @@ def load_train(data_dir: str | os.PathLike, progress: Progress | None = None,
         if (data_dir / "train.csv").exists() else None
     ids = sorted(image_ids)
     if table is not None:
-        listed = set(table["id"])
+        listed, present = set(table["id"]), set(image_ids)
         for i in table["id"]:
-            if i not in set(image_ids):
+            if i not in present:
                 raise KaggleSaltError(f"id {i} in train.csv has no image: "
                                       f"{image_dir / (i + '.png')} is missing")
         extra = sorted(set(image_ids) - listed)
@@ -243,9 +243,9 @@ def _cached(folder: Path, key: str,
     meta = folder / "key.json"
     if meta.exists():
         try:
-            if json.loads(meta.read_text())["key"] == key:
-                stored = json.loads(meta.read_text())["arrays"]
-                return {a: np.load(folder / f"{a}.npy") for a in stored}
+            stored = json.loads(meta.read_text())
+            if stored["key"] == key:
+                return {a: np.load(folder / f"{a}.npy") for a in stored["arrays"]}
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is rebuilt
     arrays = build()

@@ -75,12 +75,10 @@ class CompetitionCheckpoint(keras.callbacks.Callback):
     """Score the validation images each epoch; checkpoint, stop early and set the rate."""
 
     def __init__(self, images: np.ndarray, truth: np.ndarray, settings: TrainSettings,
-                 path: Path, reporter: Reporter, epoch_offset: int, total_epochs: int,
-                 stage: str, best: float):
+                 path: Path, reporter: Reporter, epoch_offset: int, stage: str, best: float):
         super().__init__()
         self.images, self.truth, self.s, self.path = images, truth, settings, path
-        self.reporter, self.offset, self.total, self.stage = reporter, epoch_offset, \
-            total_epochs, stage
+        self.reporter, self.offset, self.stage = reporter, epoch_offset, stage
         self.best, self.since_best, self.rows = best, 0, []
         self.stage_epochs = 0
 
@@ -158,7 +156,7 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
         model.compile(optimizer=keras.optimizers.Adam(rate),
                       loss=losses.get(stage, settings.logits))
         callback = CompetitionCheckpoint(val_images, val_masks, settings, checkpoint, reporter,
-                                         done, settings.epochs, stage, best)
+                                         done, stage, best)
         model.fit(batches, epochs=epochs, callbacks=[callback], verbose=0)
         rows += callback.rows
         best, done = callback.best, done + epochs
