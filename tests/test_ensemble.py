@@ -90,3 +90,18 @@ def test_post_processing_drops_specks_and_near_empty_masks():
     masks[1, 0:3, 0:3] = True  # 9 px mask in all
     out = PostProcess(min_component=5, min_area=20)(masks)
     assert out[0].sum() == 100 and not out[1].any()
+
+
+def test_the_demo_runs_the_whole_workflow_from_an_empty_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["demo", "--train", "40", "--test", "10", "--folds", "2",
+                                      "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "generating the embedded default" in text and "OOF score" in text
+    assert "Test score" in text
+    written = list((tmp_path / "submissions").glob("demo-unet-k2-e1-*.csv"))
+    assert len(written) == 1
+    table = pd.read_csv(written[0], dtype=str, keep_default_na=False)
+    sample = pd.read_csv(tmp_path / "data" / "sample_submission.csv", dtype=str)
+    assert list(table["id"]) == list(sample["id"])
