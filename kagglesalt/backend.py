@@ -12,26 +12,22 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from types import ModuleType
 
 
 def import_keras() -> ModuleType:
-    if "keras" in sys.modules:
-        return sys.modules["keras"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with tempfile.TemporaryFile(mode="w+b") as captured, _stderr_to(captured):
-        try:
-            import keras
-        except BaseException:
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
+    with quiet_native_stderr():
+        import keras
+    # TensorFlow's Python logger warns about retracing on every new input shape.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return keras
 
 
 @contextlib.contextmanager
-def _stderr_to(target):
+def quiet_native_stderr() -> Iterator[None]:
+    """Hold back what native code writes to file descriptor 2; show it only on failure."""
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, ValueError, OSError):  # no real stderr (a notebook, a test)
@@ -39,10 +35,17 @@ def _stderr_to(target):
         return
     sys.stderr.flush()
     saved = os.dup(fd)
-    os.dup2(target.fileno(), fd)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, fd)
-        os.close(saved)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), fd)
+        try:
+            yield
+        except BaseException:
+            sys.stderr.flush()
+            os.dup2(saved, fd)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, fd)
+            os.close(saved)

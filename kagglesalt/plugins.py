@@ -19,6 +19,7 @@ from typing import Any
 import pluggy
 
 from kagglesalt import hookspecs
+from kagglesalt.backend import quiet_native_stderr
 from kagglesalt.errors import KaggleSaltError
 
 DEFAULT_PLUGINS = ("kagglesalt_plugins.unet", "kagglesalt_plugins.unet_deep")
@@ -73,7 +74,8 @@ def _register_module(name: str, load: Callable[[], Any], source: str) -> None:
     if pm.has_plugin(name):
         return
     try:
-        module = load()
+        with quiet_native_stderr():  # a plugin importing TensorFlow must not flood the screen
+            module = load()
         pm.register(module, name=name)
         pm.get_plugin(name).__kagglesalt_source__ = source
     except Exception as e:  # a broken plugin must not take the CLI down
