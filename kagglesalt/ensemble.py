@@ -115,6 +115,9 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
             raise KaggleSaltError(f"run {run.name} is not finished: rerun its `kagglesalt cv` "
                                   "command to finish it")
     check_compatible(members)
+    path = Path(ws.submissions_dir) / f"{name or _default_name(members)}.csv"
+    if path.exists():
+        raise KaggleSaltError(f"{path} exists: choose another --name")
     train = data.load_train(ws.data_dir)
     if train.fingerprint() != members[0].config["data"]["fingerprint"]:
         raise KaggleSaltError(f"run {members[0].name} was trained on other data than "
@@ -141,10 +144,6 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
     search = metric.threshold_curve(train.masks, oof_levels)
     post = postprocess.search(train.masks, metric.binarize(oof_levels, search.threshold))
 
-    name = name or _default_name(members)
-    path = Path(ws.submissions_dir) / f"{name}.csv"
-    if path.exists():
-        raise KaggleSaltError(f"{path} exists: choose another --name")
     tests = [run.test() for run in members]
     rles: list[str] = []
     for start in range(0, len(test_ids), TEST_CHUNK):
