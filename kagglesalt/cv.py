@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.metadata
 import json
 import shutil
@@ -17,6 +18,7 @@ import pandas as pd
 
 from kagglesalt import __version__, data, folds, metric, plugins, predict, synth
 from kagglesalt.atomic import atomic_open, save_npy, write_json
+from kagglesalt.augment import Augment
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.runs import Run
 from kagglesalt.train import Reporter, TrainSettings, train_fold
@@ -54,6 +56,11 @@ def settings_for(spec: plugins.ModelSpec, options: CVOptions) -> TrainSettings:
     if unknown:
         raise KaggleSaltError(f"model {spec.name} has no parameter {sorted(unknown)[0]}: "
                               f"it takes {', '.join(sorted(spec.params)) or 'none'}")
+    augments = {f.name for f in dataclasses.fields(Augment)}
+    unknown = set(options.augment) - augments
+    if unknown:
+        raise KaggleSaltError(f"no augmentation '{sorted(unknown)[0]}': choose from "
+                              f"{', '.join(sorted(augments))}")
     return TrainSettings(
         input_size=spec.default("input_size"), input_mode=pick("input_mode"),
         logits=spec.default("logits"), loss=pick("loss"), epochs=pick("epochs"),

@@ -19,6 +19,7 @@ import pandas as pd
 
 from kagglesalt import inputs, losses, metric, predict
 from kagglesalt.augment import Augment
+from kagglesalt.errors import KaggleSaltError
 from kagglesalt.plugins import ModelSpec
 
 
@@ -145,7 +146,11 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
     y = (y > 0.5).astype(np.float32)
     batches = Batches(x, y, settings.batch_size, Augment(**settings.augment),
                       settings.seed + fold)
-    model = spec.build(input_size=settings.input_size, **settings.params)
+    try:
+        model = spec.build(input_size=settings.input_size, **settings.params)
+    except Exception as e:  # a parameter of the wrong type or value, usually
+        raise KaggleSaltError(f"model {spec.name} could not be built with {settings.params}: "
+                              f"{type(e).__name__}: {e}") from None
     reporter.fold_start(fold, folds, settings.epochs, len(batches))
     rows, best, done = [], -1.0, 0
     for number, (stage, epochs) in enumerate(stage_epochs(settings.loss, settings.epochs)):

@@ -135,3 +135,15 @@ def test_cv_command_trains_and_prints_the_oof_score(synthetic_data, tmp_path):
     config = json.loads((tmp_path / "runs" / "tiny-k2-s42" / "config.json").read_text())
     assert config["settings"]["params"] == {"width": 3}
     assert config["settings"]["augment"] == {"brightness": 0.1}
+
+
+def test_unknown_augmentations_and_unbuildable_parameters_are_one_line(synthetic_data,
+                                                                        tmp_path):
+    runner = CliRunner()
+    common = ["--data-dir", str(synthetic_data), "--runs-dir", str(tmp_path / "runs"), "cv",
+              "--model", "tiny", "--folds", "2", "--epochs", "1", "--plugins-dir", EXAMPLES]
+    result = runner.invoke(cli, [*common, "--augment", "rotate=10"])
+    assert result.exit_code == 1 and "no augmentation 'rotate'" in result.output
+    result = runner.invoke(cli, [*common, "--param", "width=wide"])
+    assert result.exit_code == 1 and "could not be built" in result.output
+    assert "Traceback" not in result.output
