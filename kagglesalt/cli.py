@@ -254,6 +254,23 @@ def demo(ws: Workspace, n_train: int, n_test: int, folds: int, epochs: int) -> N
 
 @cli.command()
 @click.argument("run", required=False)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV to write [RUN folder/oof.csv].")
+@click.pass_obj
+def oof(ws: Workspace, run: str | None, output: Path | None) -> None:
+    """Write RUN's out-of-fold masks (at its OOF threshold) as a submission-format CSV."""
+    from kagglesalt import metric, runs, submission
+
+    chosen = runs.open_run(ws.runs_dir, run) if run else runs.latest(ws.runs_dir)
+    threshold = chosen.scores["oof"]["threshold"]
+    path = submission.write(output or chosen.path / "oof.csv", list(chosen.folds()["id"]),
+                            metric.binarize(chosen.oof(), threshold))
+    console.print(f"Wrote {path} (threshold {threshold:.2f}); `kagglesalt score {path}` scores "
+                  "it against train.csv")
+
+
+@cli.command()
+@click.argument("run", required=False)
 @click.pass_obj
 def report(ws: Workspace, run: str | None) -> None:
     """Write an HTML report of RUN or an ensemble (default: the newest) and print its path."""

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from kagglesalt import cv, data, metric, plugins, submission
+from kagglesalt import cv, data, plugins
 from kagglesalt.cli import cli
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.train import Reporter
@@ -70,9 +70,9 @@ def test_oof_score_equals_kagglesalt_score_of_the_same_predictions(finished_run,
     run, ws = finished_run
     scores = run.scores
     assert len(scores["folds"]) == 2
-    train = data.load_train(ws.data_dir)
-    masks = metric.binarize(run.oof(), scores["oof"]["threshold"])
-    submission.write(tmp_path / "oof.csv", train.ids, masks)
+    exported = CliRunner().invoke(cli, ["--runs-dir", str(ws.runs_dir), "oof", run.name,
+                                        "-o", str(tmp_path / "oof.csv")])
+    assert exported.exit_code == 0, exported.output
     result = CliRunner().invoke(cli, ["--data-dir", str(ws.data_dir), "score",
                                       str(tmp_path / "oof.csv")])
     assert result.exit_code == 0, result.output
