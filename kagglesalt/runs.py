@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kagglesalt import folds
 from kagglesalt.errors import KaggleSaltError
 
 
@@ -51,7 +52,7 @@ class Run:
         return (self.path / "scores.json").exists()
 
     def folds(self) -> pd.DataFrame:
-        return pd.read_csv(self.path / "folds.csv", dtype={"id": str, "fold": int})
+        return folds.read_folds(self.path / "folds.csv")
 
     def test_ids(self) -> list[str]:
         path = self.path / "test_ids.csv"
