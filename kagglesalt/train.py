@@ -72,6 +72,20 @@ class Batches(keras.utils.PyDataset):
         self.order = self.rng.permutation(len(self.x))
 
 
+class BatchProgress(keras.callbacks.Callback):
+    """Reports each batch's loss. Marked async-safe: a callback with a batch hook otherwise
+    makes Keras wait for every step's result, which starves a GPU."""
+
+    async_safe = True
+
+    def __init__(self, reporter: Reporter):
+        super().__init__()
+        self.reporter = reporter
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        self.reporter.batch_end(float((logs or {}).get("loss", float("nan"))))
+
+
 class CompetitionCheckpoint(keras.callbacks.Callback):
     """Score the validation images each epoch; checkpoint, stop early and set the rate."""
 
@@ -93,9 +107,6 @@ class CompetitionCheckpoint(keras.callbacks.Callback):
             rate = floor + 0.5 * (self.base_rate - floor) * \
                 (1 + math.cos(math.pi * epoch / max(1, self.stage_epochs)))
             self.model.optimizer.learning_rate.assign(rate)
-
-    def on_train_batch_end(self, batch: int, logs=None) -> None:
-        self.reporter.batch_end(float((logs or {}).get("loss", float("nan"))))
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         levels = predict.levels(self.model, self.images, self.s.input_size, self.s.input_mode,
@@ -162,7 +173,10 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
                       loss=losses.get(stage, settings.logits))
         callback = CompetitionCheckpoint(val_images, val_masks, settings, checkpoint, reporter,
                                          done, stage, best)
-        model.fit(batches, epochs=epochs, callbacks=[callback], verbose=0)
+        callbacks = [callback]
+        if type(reporter).batch_end is not Reporter.batch_end:
+            callbacks.append(BatchProgress(reporter))
+        model.fit(batches, epochs=epochs, callbacks=callbacks, verbose=0)
         rows += callback.rows
         best, done = callback.best, done + epochs
     model = keras.models.load_model(checkpoint, compile=False)
