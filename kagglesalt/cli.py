@@ -184,7 +184,9 @@ def _make_submission(ws: Workspace, run_names: tuple[str, ...], weights: str,
 
     from kagglesalt import ensemble as ensembles
 
-    result = ensembles.run_ensemble(ws, run_names, _parse_weights(weights), name)
+    with console.status("Choosing weights, threshold and post-processing on OOF, then "
+                        "writing the submission"):
+        result = ensembles.run_ensemble(ws, run_names, _parse_weights(weights), name)
     table = Table("run", "OOF score", "weight", title="ensemble")
     for member in result.members:
         table.add_row(member.name, f"{member.oof_score:.4f}", f"{member.weight:.2f}")

@@ -101,6 +101,7 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None) 
     spec = plugins.get_model(options.model, options.plugins_dir)
     settings = settings_for(spec, options)
     ensure_data(ws, reporter)
+    reporter.message(f"Reading the data set in {ws.data_dir} (decoded once, then cached)")
     train = data.load_train(ws.data_dir)
     test = data.load_test(ws.data_dir)
     name = options.name or f"{options.model}-k{options.folds}-s{options.seed}"
