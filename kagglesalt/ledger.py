@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from kagglesalt.atomic import atomic_open
+from kagglesalt.errors import KaggleSaltError
 
 COLUMNS = ["file", "sha256", "created", "source", "oof_score", "message", "submitted",
            "kaggle_ref", "status", "public_score", "private_score"]
@@ -36,7 +37,11 @@ def read(submissions_dir: str | os.PathLike) -> pd.DataFrame:
     path = Path(submissions_dir) / NAME
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise KaggleSaltError(f"{path} is damaged ({str(e).strip()}): repair or move it "
+                              "aside; a new ledger starts empty") from None
     for column in COLUMNS:
         if column not in table:
             table[column] = ""
