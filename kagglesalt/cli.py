@@ -141,23 +141,28 @@ def models(plugins_dir: str | None) -> None:
 @click.pass_obj
 def cv(ws: Workspace, **kwargs) -> None:
     """Stratified K-fold training with OOF scores, threshold search and TTA test predictions."""
-    from kagglesalt import cv as crossval
-
+    crossval = _crossval()
     kwargs["params"] = _key_values(kwargs["params"], "--param")
     kwargs["augment"] = _key_values(kwargs["augment"], "--augment")
     _train_and_report(ws, crossval.CVOptions(**kwargs))
 
 
-def _train_and_report(ws: Workspace, options) -> None:
+def _crossval():
+    """The cv module, imported after Keras has been imported without TensorFlow's chatter."""
     from kagglesalt.backend import import_keras
 
     import_keras()
-    from kagglesalt import cv as crossval
+    from kagglesalt import cv
+
+    return cv
+
+
+def _train_and_report(ws: Workspace, options) -> None:
     from kagglesalt.console import RichReporter
 
     reporter = RichReporter()
     try:
-        run = crossval.run_cv(ws, options, reporter)
+        run = _crossval().run_cv(ws, options, reporter)
     finally:
         reporter.close()
     scores = run.scores
@@ -225,12 +230,10 @@ def demo(ws: Workspace, n_train: int, n_test: int, folds: int, epochs: int) -> N
 
     Uses the data folder if it holds competition data, else generates a synthetic set.
     """
-    from kagglesalt.backend import import_keras
-
-    import_keras()
-    from kagglesalt import cv as crossval
     from kagglesalt import data
     from kagglesalt import synth as synthetic
+
+    crossval = _crossval()
 
     if not data.has_train(ws.data_dir):
         console.print(f"No competition data in {ws.data_dir}: generating the embedded default, "

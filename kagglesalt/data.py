@@ -95,16 +95,18 @@ def load_train(data_dir: str | os.PathLike, progress: Progress | None = None,
             if i not in present:
                 raise KaggleSaltError(f"id {i} in train.csv has no image: "
                                       f"{image_dir / (i + '.png')} is missing")
-        extra = sorted(set(image_ids) - listed)
+        extra = sorted(present - listed)
         if extra:
             raise KaggleSaltError(f"image {extra[0]} has no row in {data_dir / 'train.csv'}: "
                                   "add it or remove the image")
-    files = [image_dir / f"{i}.png" for i in ids] + [mask_dir / f"{i}.png" for i in ids]
-    key = _fingerprint(files + [data_dir / "train.csv", data_dir / "depths.csv"])
+    image_files = [image_dir / f"{i}.png" for i in ids]
+    mask_files = [mask_dir / f"{i}.png" for i in ids]
+    key = _fingerprint(image_files + mask_files + [data_dir / "train.csv",
+                                                   data_dir / "depths.csv"])
 
     def build() -> dict[str, np.ndarray]:
-        images = _read_images([image_dir / f"{i}.png" for i in ids], _read_image, progress)
-        masks = _read_images([mask_dir / f"{i}.png" for i in ids], _read_mask, progress)
+        images = _read_images(image_files, _read_image, progress)
+        masks = _read_images(mask_files, _read_mask, progress)
         if table is not None:
             _check_rle_agrees(table, ids, masks, data_dir / "train.csv")
         return {"images": images, "masks": masks}
@@ -120,7 +122,7 @@ def load_test(data_dir: str | os.PathLike, progress: Progress | None = None,
     image_dir = data_dir / "test" / "images"
     sample = data_dir / "sample_submission.csv"
     if sample.exists():
-        ids = list(_read_csv(sample, ["id", "rle_mask"])["id"])
+        ids = sample_submission_ids(data_dir)
         present = set(_png_ids(image_dir)) if image_dir.is_dir() else set()
         for i in ids:
             if i not in present:

@@ -9,7 +9,6 @@ run's OOF prediction of an image may come from a model that trained on it.
 from __future__ import annotations
 
 import itertools
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -168,11 +167,3 @@ def _default_name(members: Sequence[runs.Run]) -> str:
     stem = members[0].name if len(members) == 1 else f"ensemble{len(members)}"
     return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
 
-
-def newest_submission(submissions_dir: str | os.PathLike) -> Path:
-    files = sorted(Path(submissions_dir).glob("*.csv"), key=lambda p: p.stat().st_mtime)
-    files = [f for f in files if f.name != ledger.NAME]
-    if not files:
-        raise KaggleSaltError(f"no submission in {submissions_dir}: make one with "
-                              "`kagglesalt ensemble`")
-    return files[-1]

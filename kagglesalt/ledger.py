@@ -62,8 +62,3 @@ def add(submissions_dir: str | os.PathLike, **row: Any) -> None:
     new = pd.DataFrame([{c: "" if row.get(c) is None else str(row.get(c, "")) for c in COLUMNS}])
     write(submissions_dir, pd.concat([table, new], ignore_index=True))
 
-
-def oof_score_of(submissions_dir: str | os.PathLike, file_name: str) -> str:
-    table = read(submissions_dir)
-    rows = table[table["file"] == file_name]
-    return rows["oof_score"].iloc[-1] if len(rows) else ""

@@ -194,9 +194,12 @@ def _learning_curves(subject: Subject) -> str:
 def _threshold_plot(subject: Subject, truth: np.ndarray) -> str:
     import matplotlib.pyplot as plt
 
-    curve = metric.threshold_curve(truth, subject.oof)
+    curve = subject.scores.get("curve")  # runs and ensembles store the curve they searched
+    if not curve:
+        search = metric.threshold_curve(truth, subject.oof)
+        curve = {"thresholds": search.thresholds, "scores": search.scores}
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    ax.plot(curve.thresholds, curve.scores)
+    ax.plot(curve["thresholds"], curve["scores"])
     ax.axvline(subject.threshold, color="crimson", linestyle="--",
                label=f"chosen {subject.threshold:.2f}")
     ax.set(xlabel="threshold", ylabel="OOF competition score",

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kagglesalt import metric, rle
+from kagglesalt import ledger, metric, rle
 from kagglesalt.atomic import atomic_open
 from kagglesalt.errors import KaggleSaltError
 
@@ -91,3 +91,12 @@ def validate(path: str | os.PathLike, data_dir: str | os.PathLike) -> pd.DataFra
     table = read(path)
     check_ids(table, data.sample_submission_ids(data_dir), path, "sample_submission.csv")
     return table
+
+
+def newest(submissions_dir: str | os.PathLike) -> Path:
+    """The most recently written submission CSV in `submissions_dir`."""
+    files = [f for f in Path(submissions_dir).glob("*.csv") if f.name != ledger.NAME]
+    if not files:
+        raise KaggleSaltError(f"no submission in {submissions_dir}: make one with "
+                              "`kagglesalt ensemble`")
+    return max(files, key=lambda p: p.stat().st_mtime)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from kagglesalt import kaggle, ledger, submission
-from kagglesalt.ensemble import newest_submission
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.workspace import Workspace
 
@@ -17,7 +16,7 @@ def submit(ws: Workspace, path: str | os.PathLike | None, message: str, force: b
            ) -> tuple[Path, int]:
     """Validate, refuse a duplicate, upload, and record in the ledger; nothing is sent
     before the file has passed every check."""
-    path = Path(path) if path else newest_submission(ws.submissions_dir)
+    path = Path(path) if path else submission.newest(ws.submissions_dir)
     submission.validate(path, ws.data_dir)
     digest = ledger.sha256(path)
     table = ledger.read(ws.submissions_dir)
@@ -36,9 +35,9 @@ def submit(ws: Workspace, path: str | os.PathLike | None, message: str, force: b
             table.loc[mine[-1], key] = value
         ledger.write(ws.submissions_dir, table)
     else:
+        known = table.loc[table["file"] == path.name, "oof_score"]
         ledger.add(ws.submissions_dir, file=path.name, sha256=digest, created=ledger.now(),
-                   source="", oof_score=ledger.oof_score_of(ws.submissions_dir, path.name),
-                   **row)
+                   source="", oof_score=known.iloc[-1] if len(known) else "", **row)
     return path, ref
 
 
