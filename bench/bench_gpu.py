@@ -1,17 +1,23 @@
-"""Real training on a GPU: throughput of the shipped models, then a K-fold CV of unet_deep.
+"""The quality and speed targets of `kagglesalt cv --model unet_deep --folds 5` on a GPU.
 
-    KERAS_BACKEND=jax python bench/bench_gpu.py --npz tgs.npz --out OUT [--epochs 32]
+    KERAS_BACKEND=jax python bench/bench_gpu.py --npz .devdata/tgs.npz --out $OUT \
+        [--stop-after-folds 1] [--fold1-floor 0.83] [--set key=value ...] [--overhead]
 
-`--npz` holds ids, images, masks and depths of the real training set (made from a Kaggle
-download with `np.savez_compressed`); it is written out in the Kaggle layout so that the CV
-goes through the same loader, folds and run folder as `kagglesalt cv`.
+`--npz` holds ids, images, masks and depths of the real training set (bench/prepare_gpu.sh
+makes it from ../shared/tgs-salt). It is written out in the Kaggle layout, with 18,000 test
+images made of flipped and shifted training images, so that the CV goes through the same
+loader, folds, run folder and test prediction as `kagglesalt cv`. The run lives in --work,
+so a second call on the same (warm) machine resumes it: `--stop-after-folds 1` trains fold
+1 alone; if its score is under --fold1-floor the run is not worth the device minutes.
+
+Writes `summary.json` (OOF, per-fold scores and validation trajectories, seconds, the
+prediction timing of 18,000 images x folds x snapshots x 2 TTA views) to --out.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -21,9 +27,9 @@ import keras
 import numpy as np
 import pandas as pd
 
-from kagglesalt import cv, losses, plugins, rle
-from kagglesalt.augment import Augment
-from kagglesalt.train import Batches, Reporter
+from kagglesalt import cv, data, predict, rle
+from kagglesalt.runs import Run
+from kagglesalt.train import Reporter
 from kagglesalt.workspace import Workspace
 
 
@@ -31,62 +37,70 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def write_layout(npz: Path, root: Path) -> None:
+def write_layout(npz: Path, root: Path, n_test: int) -> None:
+    if (root / "train.csv").exists():
+        return
     arrays = np.load(npz)
     ids, images, masks, depths = (arrays[k] for k in ("ids", "images", "masks", "depths"))
-    (root / "train" / "images").mkdir(parents=True, exist_ok=True)
-    (root / "train" / "masks").mkdir(parents=True, exist_ok=True)
+    for folder in ("train/images", "train/masks", "test/images"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
     for i, image, mask in zip(ids, images, masks, strict=True):
         cv2.imwrite(str(root / "train" / "images" / f"{i}.png"), cv2.merge([image] * 3))
         cv2.imwrite(str(root / "train" / "masks" / f"{i}.png"), mask.astype(np.uint16) * 65535)
+    test_ids = [f"t{k:05d}" for k in range(n_test)]
+    for k, test_id in enumerate(test_ids):
+        image = np.roll(images[k % len(images)], k // len(images), axis=0)
+        image = image[:, ::-1] if k % 2 else image
+        cv2.imwrite(str(root / "test" / "images" / f"{test_id}.png"), cv2.merge([image] * 3))
     pd.DataFrame({"id": ids, "rle_mask": rle.encode(masks)}).to_csv(root / "train.csv",
                                                                    index=False)
-    pd.DataFrame({"id": ids, "z": depths}).to_csv(root / "depths.csv", index=False)
-
-
-def throughput(name: str, batch_size: int, n: int, epochs: int = 4) -> float:
-    spec = plugins.get_model(name)
-    model = spec.build(input_size=128, **spec.params)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss=losses.get("bce_dice", spec.default("logits")))
-    rng = np.random.default_rng(0)
-    x = rng.random((n, 128, 128, 1), dtype=np.float32)
-    y = (rng.random((n, 128, 128, 1)) > 0.5).astype(np.float32)
-    batches = Batches(x, y, batch_size, Augment(), 0)
-    times: list[float] = []
-
-    class Clock(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.start)
-
-    model.fit(batches, epochs=epochs, verbose=0, callbacks=[Clock()])
-    rate = n / float(np.median(times[1:]))
-    say(f"throughput {name} ({model.count_params():,} params) batch {batch_size}: "
-        f"{rate:,.0f} images/s (epoch times {', '.join(f'{t:.2f}' for t in times)})")
-    return rate
+    pd.DataFrame({"id": [*ids, *test_ids],
+                  "z": [*depths, *np.zeros(n_test, int)]}).to_csv(root / "depths.csv",
+                                                                       index=False)
+    pd.DataFrame({"id": test_ids, "rle_mask": ""}).to_csv(root / "sample_submission.csv",
+                                                          index=False)
 
 
 class PrintReporter(Reporter):
-    """Prints epochs; past the deadline it interrupts like Ctrl-C (finished folds are kept)."""
+    """Prints every epoch; interrupts like Ctrl-C (finished folds are kept) at the start of
+    a fold past `stop_after` new folds, or past the deadline."""
 
-    def __init__(self, deadline: float):
-        self.deadline = deadline
+    def __init__(self, stop_after: int, deadline: float):
+        self.stop_after, self.deadline, self.started = stop_after, deadline, 0
+        self.epoch_start = time.perf_counter()
+
+    def fold_start(self, fold, folds, epochs, steps):
+        if self.started >= self.stop_after or time.perf_counter() > self.deadline:
+            raise KeyboardInterrupt
+        self.started += 1
+        say(f"fold {fold + 1}/{folds}: {epochs} epochs of {steps} steps")
+        self.epoch_start = time.perf_counter()
 
     def epoch_end(self, epoch, row):
-        if time.perf_counter() > self.deadline:
-            raise KeyboardInterrupt
+        now = time.perf_counter()
         say(f"  epoch {epoch:3d} [{row['stage']}] loss {row['loss']:.4f} "
             f"val {row['val_score']:.4f} @ {row['val_threshold']:.2f} "
-            f"lr {row['learning_rate']:.1e}")
+            f"lr {row['learning_rate']:.1e} ({now - self.epoch_start:.2f} s)")
+        self.epoch_start = now
 
     def fold_end(self, fold, score):
-        say(f"fold {fold + 1}: {score:.4f}")
+        say(f"fold {fold + 1}: {score:.4f} with TTA and the kept models")
 
     def message(self, text):
         say(text)
+
+
+def time_prediction(run: Run, settings, n_folds: int, images: np.ndarray) -> dict:
+    models = [keras.models.load_model(p) for k in range(n_folds) for p in run.fold_models(k)]
+    predict.levels(models[:1], images[:256], settings.input_size, settings.input_mode,
+                   settings.logits, batch_size=512)  # compiles
+    start = time.perf_counter()
+    predict.levels(models, images, settings.input_size, settings.input_mode, settings.logits,
+                   batch_size=512)
+    seconds = time.perf_counter() - start
+    say(f"prediction of {len(images)} images x {len(models)} models x 2 TTA views: "
+        f"{seconds:.1f} s")
+    return {"images": len(images), "models": len(models), "seconds": round(seconds, 1)}
 
 
 def main() -> None:
@@ -96,48 +110,68 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/kagglesalt-bench"))
     parser.add_argument("--model", default="unet_deep")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--name", default="bench")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a training setting other than the model's default")
+    parser.add_argument("--test-images", type=int, default=18_000)
+    parser.add_argument("--stop-after-folds", type=int, default=99)
+    parser.add_argument("--fold1-floor", type=float, default=0.0,
+                        help="stop when fold 1 scores below this")
     parser.add_argument("--deadline-s", type=int, default=0,
-                        help="stop training after this many seconds, keeping finished folds")
-    parser.add_argument("--throughput-images", type=int, default=2048,
-                        help="images per timed epoch; 0 skips the throughput figures")
+                        help="start no fold after this many seconds")
     args = parser.parse_args()
     say(f"keras {keras.__version__} backend {keras.backend.backend()}, python {sys.version}")
     if keras.backend.backend() == "jax":
         import jax
         say(f"devices: {jax.devices()}")
-    shutil.rmtree(args.work, ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    write_layout(args.npz, args.work / "data")
-    say(f"wrote the Kaggle layout in {time.perf_counter() - start:.1f} s")
-    figures = {}
-    if args.throughput_images:
-        for name, batch in (("unet_deep", 128),):
-            figures[f"{name}@{batch}"] = throughput(name, batch, args.throughput_images)
-    ws = Workspace(args.work / "data", args.out / "runs", args.work / "submissions")
-    options = cv.CVOptions(model=args.model, folds=args.folds, epochs=args.epochs,
-                           batch_size=args.batch_size, patience=args.epochs)
+    write_layout(args.npz, args.work / "data", args.test_images)
+    say(f"the Kaggle layout is ready after {time.perf_counter() - start:.1f} s")
+    ws = Workspace(args.work / "data", args.work / "runs", args.work / "submissions")
+    overrides = {k: json.loads(v) for k, _, v in (s.partition("=") for s in args.set)}
+    options = cv.CVOptions(args.model, args.folds, args.name, settings=overrides)
+    deadline = time.perf_counter() + (args.deadline_s or float("inf"))
+    reporter = PrintReporter(args.stop_after_folds, deadline)
+    run = Run(ws.runs_dir / args.name)
+    summary: dict = {"model": args.model, "overrides": overrides}
     start = time.perf_counter()
-    summary = {"throughput": figures, "epochs": args.epochs, "batch_size": args.batch_size}
-    try:
-        deadline = start + (args.deadline_s or float("inf"))
-        run = cv.run_cv(ws, options, PrintReporter(deadline))
-        summary["oof"] = run.scores["oof"]
-        say(f"CV done in {time.perf_counter() - start:.0f} s: "
-            f"OOF {summary['oof']['score']:.4f} "
-            f"at threshold {summary['oof']['threshold']}")
-    except KeyboardInterrupt:
-        say(f"deadline reached after {time.perf_counter() - start:.0f} s; finished folds kept")
-    runs = list((args.out / "runs").iterdir())
-    folds = sorted(runs[0].glob("fold_*/done.json")) if runs else []
-    summary["folds"] = [json.loads(p.read_text()) for p in folds]
-    summary["seconds"] = time.perf_counter() - start
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    for path in (args.out / "runs").glob("*/fold_*/*"):  # only small files come back
-        if path.name in ("model.keras", "test.npy", "oof.npy"):
-            path.unlink()
 
+    def train(folds: int) -> bool:
+        """Train up to `folds` more folds; True when the run is finished."""
+        reporter.stop_after = reporter.started + folds
+        try:
+            cv.run_cv(ws, options, reporter)
+            return True
+        except KeyboardInterrupt:
+            return False
+
+    if run.fold_summary(0) is None:
+        train(1)
+    first, finished = run.fold_summary(0), False
+    say(f"fold 1 scored {first['score']:.4f} in {first['seconds']} s")
+    if first["score"] < args.fold1_floor:
+        say(f"fold 1 is under {args.fold1_floor}: not worth the other folds")
+    else:
+        finished = train(max(0, args.stop_after_folds - reporter.started))
+    if finished and run.finished:
+        summary["oof"] = run.scores["oof"]
+        say(f"CV done: OOF {summary['oof']['score']:.4f} at threshold "
+            f"{summary['oof']['threshold']}")
+        settings = cv.prepare(ws, options)[1]
+        test = data.load_test(ws.data_dir)
+        summary["prediction"] = time_prediction(run, settings, args.folds, test.images)
+    else:
+        say(f"stopped after {time.perf_counter() - start:.0f} s; finished folds are kept")
+    summary["seconds_this_call"] = round(time.perf_counter() - start, 1)
+    summary["folds"] = [s for k in range(args.folds) if (s := run.fold_summary(k))]
+    summary["training_seconds"] = round(sum(s["seconds"] for s in summary["folds"]), 1)
+    summary["trajectories"] = {
+        f"fold_{k + 1}": history[["epoch", "stage", "val_score", "learning_rate"]]
+        .round(4).to_dict(orient="list") for k, history in enumerate(run.histories())}
+    if run.path.exists():
+        summary["settings"] = run.config["settings"]
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

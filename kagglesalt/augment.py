@@ -1,8 +1,11 @@
 """On-the-fly augmentation, applied identically to an image and its mask.
 
-Works on model inputs (N, S, S, 1) float32 in [0, 1]. Horizontal flips are always on (salt
-has no left or right); random crop-and-rescale and brightness/contrast are options. Vertical
-flips are not offered: seismic sections have a direction, depth.
+Works on the native grid, (N, 101, 101) float32 images in [0, 1] and 0/1 masks, before the
+images are padded or resized to the model's input: a flip of a padded input would move the
+image by a pixel against the crop that comes back (13 pixels of padding before, 14 after).
+Horizontal flips are always on (salt has no left or right); random crop-and-rescale and
+brightness/contrast are options. Vertical flips are not offered: seismic sections have a
+direction, depth.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ class Augment:
 
     def __call__(self, images: np.ndarray, masks: np.ndarray,
                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        images, masks = images.copy(), masks.copy()
+        """New float32 arrays; the inputs are left as they are."""
+        images = np.array(images, dtype=np.float32)
+        masks = np.array(masks, dtype=np.float32)
         n = len(images)
         if self.hflip:
             flip = rng.random(n) < 0.5
@@ -32,19 +37,22 @@ class Augment:
             for i in np.flatnonzero(rng.random(n) < 0.5):
                 images[i], masks[i] = _crop_rescale(images[i], masks[i], self.crop_scale, rng)
         if self.brightness > 0 or self.contrast > 0:
-            mean = images.mean(axis=(1, 2, 3), keepdims=True)
-            gain = 1 + rng.uniform(-self.contrast, self.contrast, (n, 1, 1, 1))
-            shift = rng.uniform(-self.brightness, self.brightness, (n, 1, 1, 1))
+            mean = images.mean(axis=(1, 2), keepdims=True)
+            gain = 1 + rng.uniform(-self.contrast, self.contrast, (n, 1, 1))
+            shift = rng.uniform(-self.brightness, self.brightness, (n, 1, 1))
             images = np.clip((images - mean) * gain + mean + shift, 0, 1).astype(np.float32)
         return images, masks
 
 
 def _crop_rescale(image: np.ndarray, mask: np.ndarray, limit: float,
                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random square window scaled back to full size. The mask is resampled exactly like
+    the image (bilinear) and cut at one half, so its edge stays where the image's edge is;
+    nearest-neighbour sampling would shift it by a fraction of a pixel."""
     size = image.shape[0]
     side = int(round(size * (1 - rng.uniform(0, limit))))
     top, left = rng.integers(0, size - side + 1, 2)
     window = (slice(top, top + side), slice(left, left + side))
-    image = cv2.resize(image[window][..., 0], (size, size), interpolation=cv2.INTER_LINEAR)
-    mask = cv2.resize(mask[window][..., 0], (size, size), interpolation=cv2.INTER_NEAREST)
-    return image[..., None], mask[..., None]
+    image = cv2.resize(image[window], (size, size), interpolation=cv2.INTER_LINEAR)
+    mask = cv2.resize(mask[window], (size, size), interpolation=cv2.INTER_LINEAR)
+    return image, (mask > 0.5).astype(np.float32)

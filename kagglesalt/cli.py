@@ -97,6 +97,7 @@ def _key_values(pairs: tuple[str, ...], option: str) -> dict[str, object]:
               help="Folder of workspace plugin .py files [env KAGGLESALT_PLUGINS_DIR].")
 def models(plugins_dir: str | None) -> None:
     """List the registered models: name, origin, parameters, description."""
+    from rich.markup import escape
     from rich.table import Table
 
     from kagglesalt import plugins
@@ -114,37 +115,54 @@ def models(plugins_dir: str | None) -> None:
         table.add_row(name, spec.source, count, spec.description)
     console.print(table)
     for name, reason in plugins.broken().items():
-        console.print(f"[red]plugin {name} is broken and was skipped:[/red] {reason}")
+        console.print(f"[red]plugin {name} is broken and was skipped:[/red] {escape(reason)}",
+                      soft_wrap=True)
+
+
+def _setting_options(command):
+    """The cv options of the training settings, derived from their one declaration."""
+    from kagglesalt import settings
+
+    for f in reversed(list(settings.FIELDS.values())):
+        flag = settings.flag(f)
+        if flag is None:  # set by the model only
+            continue
+        meta = f.metadata
+        help_text = f"{meta['help'][0].upper()}{meta['help'][1:]} [model default]."
+        if f.type is dict:
+            option = click.option(flag, f.name, multiple=True, metavar=meta["metavar"],
+                                  help=help_text)
+        elif meta["choices"]:
+            option = click.option(flag, f.name, type=click.Choice(meta["choices"]),
+                                  help=help_text)
+        elif f.type is int:
+            option = click.option(flag, f.name, type=click.IntRange(min=meta["minimum"]),
+                                  help=help_text)
+        else:
+            lowest = meta["above"] if meta["above"] is not None else meta["minimum"]
+            option = click.option(flag, f.name, help=help_text, type=click.FloatRange(
+                min=lowest, max=meta["maximum"], min_open=meta["above"] is not None))
+        command = option(command)
+    return command
 
 
 @cli.command()
 @click.option("--model", "-m", default="unet", show_default=True, help="A registered model.")
-@click.option("--folds", "-k", default=5, show_default=True, help="Number of folds.")
-@click.option("--epochs", type=int, help="Epochs per fold [model default].")
-@click.option("--batch-size", type=int, help="[model default]")
-@click.option("--lr", "learning_rate", type=float, help="Learning rate [model default].")
-@click.option("--loss", type=click.Choice(["bce", "bce_dice", "lovasz", "bce+lovasz"]),
-              help="Loss, or the two-stage bce+lovasz schedule [model default].")
-@click.option("--schedule", type=click.Choice(["plateau", "cosine"]),
-              help="Learning-rate schedule [model default].")
-@click.option("--input-mode", type=click.Choice(["resize", "pad"]),
-              help="101 -> model size by resizing or reflect-padding [model default].")
-@click.option("--patience", default=10, show_default=True,
-              help="Epochs without a better validation score before stopping.")
-@click.option("--seed", default=42, show_default=True)
+@click.option("--folds", "-k", default=5, show_default=True, type=click.IntRange(min=2),
+              help="Number of folds.")
 @click.option("--name", help="Run name [MODEL-kFOLDS-sSEED]; rerunning resumes it.")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
-              help="A model parameter, e.g. --param start_filters=32.")
-@click.option("--augment", "augment", multiple=True, metavar="KEY=VALUE",
-              help="crop_scale=0.2, brightness=0.1, contrast=0.2 (hflip is always on).")
-@click.option("--plugins-dir", type=click.Path(file_okay=False), envvar="KAGGLESALT_PLUGINS_DIR")
+@click.option("--plugins-dir", type=click.Path(file_okay=False), envvar="KAGGLESALT_PLUGINS_DIR",
+              help="Folder of workspace plugin .py files [env KAGGLESALT_PLUGINS_DIR].")
+@_setting_options
 @click.pass_obj
-def cv(ws: Workspace, **kwargs) -> None:
+def cv(ws: Workspace, model: str, folds: int, name: str | None, plugins_dir: str | None,
+       **given) -> None:
     """Stratified K-fold training with OOF scores, threshold search and TTA test predictions."""
     crossval = _crossval()
-    kwargs["params"] = _key_values(kwargs["params"], "--param")
-    kwargs["augment"] = _key_values(kwargs["augment"], "--augment")
-    _train_and_report(ws, crossval.CVOptions(**kwargs))
+    for key in ("params", "augment"):
+        given[key] = _key_values(given[key], f"--{'param' if key == 'params' else key}") \
+            if given[key] else None
+    _train_and_report(ws, crossval.CVOptions(model, folds, name, plugins_dir, given))
 
 
 def _crossval():
@@ -242,9 +260,10 @@ def demo(ws: Workspace, n_train: int, n_test: int, folds: int, epochs: int) -> N
             synthetic.generate(ws.data_dir, n_train, n_test, progress=update)
     # The notebook U-Net with lighter dropout, BCE + Dice and small batches learns within
     # minutes on a CPU; its notebook defaults need far more epochs.
-    options = crossval.CVOptions(model="unet", folds=folds, epochs=epochs, seed=42,
-                                 loss="bce_dice", batch_size=16, params={"dropout": 0.1},
-                                 name=f"demo-unet-k{folds}-e{epochs}")
+    options = crossval.CVOptions(
+        "unet", folds, f"demo-unet-k{folds}-e{epochs}",
+        settings={"epochs": epochs, "seed": 42, "loss": "bce_dice", "batch_size": 16,
+                  "params": {"dropout": 0.1}})
     _train_and_report(ws, options)
     path = _make_submission(ws, (options.name,), "auto", None)
     truth = ws.data_dir / synthetic.TEST_TRUTH

@@ -17,16 +17,19 @@ hookimpl = pluggy.HookimplMarker("kagglesalt")
 def register_models(register):
     """Register segmentation models.
 
-    Call `register(name, build, description=..., **defaults)` once per model:
+    Call `register(name, build, description=..., params={...}, **defaults)` once per model:
 
     - `build(input_size=S, **params) -> keras.Model` maps an (S, S, 1) float image in [0, 1]
       to an (S, S, 1) map of logits (or of probabilities when `logits=False`); `params` are
       the model's own hyperparameters, given as `params={...}` defaults and overridable with
-      `--param key=value`.
-    - defaults (all optional): `input_size` (128), `input_mode` ("resize" or "pad": how the
-      101x101 image becomes S x S and back), `logits` (True), `loss` ("bce", "bce_dice",
-      "lovasz" or "bce+lovasz"), `epochs`, `batch_size`, `learning_rate`, `schedule`
-      ("plateau" or "cosine").
+      `--param key=value`. A model may give a second output of shape (1,): a logit of "this
+      image has salt", trained with BCE as deep supervision (weight `has_salt_weight`);
+      only the first output predicts, so it must already use the second.
+    - defaults (all optional) are training settings, declared with their types, allowed
+      values and help in `kagglesalt.settings.TrainSettings` (`kagglesalt models NAME`
+      shows a model's): `input_size`, `input_mode`, `logits`, `loss`, `lovasz`,
+      `lovasz_share`, `epochs`, `batch_size`, `learning_rate`, `schedule`, `snapshots`,
+      `augment`, ... A default that is not allowed refuses the plugin at registration.
 
     The return value is ignored.
     """

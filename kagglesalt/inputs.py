@@ -18,6 +18,13 @@ def _pads(size: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def loss_window(size: int, mode: str) -> tuple[int, int] | None:
+    """(start, side) of the window of an S x S model map that is the 101x101 image: in pad
+    mode the centre (losses are computed there, not on the mirrored border); None in resize
+    mode, where the whole map is the image."""
+    return (_pads(size)[0], SIZE) if mode == "pad" else None
+
+
 def to_input(images: np.ndarray, size: int, mode: str) -> np.ndarray:
     """uint8 or bool (N, 101, 101) to float32 (N, S, S, 1) in [0, 1]."""
     x = np.asarray(images, dtype=np.float32)

@@ -1,7 +1,9 @@
 """Segmentation losses in `keras.ops` only, so they run on every Keras backend.
 
 All take `y_true` of 0/1 and `y_pred` of logits (`from_logits=True`) or probabilities, with
-shape (N, S, S, 1).
+shape (N, S, S, 1). `get(..., crop=(start, size))` scores only the central window: in pad
+mode that is the 101x101 image, not its mirrored border, so the loss optimises the IoU
+the metric measures.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from keras import ops
 NAMES = ("bce", "bce_dice", "lovasz")
 SCHEDULES = {"bce": ["bce"], "bce_dice": ["bce_dice"], "lovasz": ["lovasz"],
              "bce+lovasz": ["bce_dice", "lovasz"]}
+LOVASZ_VARIANTS = ("relu", "elu", "symmetric")
 _EPS = 1e-6
 
 
 def _as_logits(y_pred, from_logits: bool):
+    y_pred = ops.cast(y_pred, "float32")  # bfloat16 outputs under mixed precision
     if from_logits:
         return y_pred
     p = ops.clip(y_pred, _EPS, 1 - _EPS)
@@ -30,7 +34,8 @@ def _flat(x):
 
 def bce(from_logits: bool = True) -> Callable:
     def loss(y_true, y_pred):
-        y_true = ops.cast(y_true, y_pred.dtype)
+        y_pred = ops.cast(y_pred, "float32")
+        y_true = ops.cast(y_true, "float32")
         return ops.mean(keras.losses.binary_crossentropy(_flat(y_true), _flat(y_pred),
                                                          from_logits=from_logits))
     loss.__name__ = "bce"
@@ -48,37 +53,66 @@ def bce_dice(from_logits: bool = True) -> Callable:
     cross_entropy = bce(from_logits)
 
     def loss(y_true, y_pred):
-        y_true = ops.cast(y_true, y_pred.dtype)
+        y_pred = ops.cast(y_pred, "float32")
+        y_true = ops.cast(y_true, "float32")
         p = ops.sigmoid(y_pred) if from_logits else y_pred
         return cross_entropy(y_true, y_pred) + soft_dice(y_true, p)
     loss.__name__ = "bce_dice"
     return loss
 
 
-def lovasz_hinge(from_logits: bool = True) -> Callable:
-    """Per-image Lovász hinge (Berman et al. 2018): a convex surrogate of 1 - IoU."""
+def _lovasz_per_image(labels, logits, hinge: Callable):
+    signs = 2.0 * labels - 1.0
+    errors = 1.0 - logits * signs
+    order = ops.stop_gradient(ops.argsort(-errors, axis=-1))
+    errors_sorted = ops.take_along_axis(errors, order, axis=-1)
+    labels_sorted = ops.take_along_axis(labels, order, axis=-1)
+    gts = ops.sum(labels_sorted, axis=-1, keepdims=True)
+    intersection = gts - ops.cumsum(labels_sorted, axis=-1)
+    union = gts + ops.cumsum(1.0 - labels_sorted, axis=-1)
+    jaccard = 1.0 - intersection / union
+    grad = ops.concatenate([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], axis=-1)
+    return ops.sum(hinge(errors_sorted) * ops.stop_gradient(grad), axis=-1)
+
+
+def lovasz_hinge(from_logits: bool = True, variant: str = "relu") -> Callable:
+    """Per-image Lovász hinge (Berman et al. 2018): a convex surrogate of 1 - IoU.
+
+    "relu" is the paper's hinge; "elu" uses elu(e) + 1, which keeps a gradient on pixels
+    already on the right side of the margin; "symmetric" averages the elu loss of
+    (logits, mask) and of (-logits, 1 - mask), so an empty mask, whose own loss is zero
+    whatever the prediction, still pushes its salt logits down."""
+    if variant not in LOVASZ_VARIANTS:
+        raise ValueError(f"Lovász variant {variant!r} is not one of {LOVASZ_VARIANTS}")
+    hinge = ops.relu if variant == "relu" else (lambda e: ops.elu(e) + 1.0)
 
     def loss(y_true, y_pred):
         labels = ops.cast(_flat(y_true), "float32")
-        logits = ops.cast(_flat(_as_logits(y_pred, from_logits)), "float32")
-        signs = 2.0 * labels - 1.0
-        errors = 1.0 - logits * signs
-        order = ops.stop_gradient(ops.argsort(-errors, axis=-1))
-        errors_sorted = ops.take_along_axis(errors, order, axis=-1)
-        labels_sorted = ops.take_along_axis(labels, order, axis=-1)
-        gts = ops.sum(labels_sorted, axis=-1, keepdims=True)
-        intersection = gts - ops.cumsum(labels_sorted, axis=-1)
-        union = gts + ops.cumsum(1.0 - labels_sorted, axis=-1)
-        jaccard = 1.0 - intersection / union
-        grad = ops.concatenate([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], axis=-1)
-        per_image = ops.sum(ops.relu(errors_sorted) * ops.stop_gradient(grad), axis=-1)
+        logits = _flat(_as_logits(y_pred, from_logits))
+        per_image = _lovasz_per_image(labels, logits, hinge)
+        if variant == "symmetric":
+            per_image = (per_image + _lovasz_per_image(1.0 - labels, -logits, hinge)) / 2
         return ops.mean(per_image)
-    loss.__name__ = "lovasz"
+    loss.__name__ = "lovasz" if variant == "relu" else f"lovasz_{variant}"
     return loss
 
 
-BUILDERS = {"bce": bce, "bce_dice": bce_dice, "lovasz": lovasz_hinge}
+def cropped(loss: Callable, start: int, size: int) -> Callable:
+    """`loss` on the central `size` x `size` window that begins at (`start`, `start`)."""
+    def window(y_true, y_pred):
+        return loss(y_true[:, start:start + size, start:start + size, :],
+                    y_pred[:, start:start + size, start:start + size, :])
+    window.__name__ = loss.__name__
+    return window
 
 
-def get(name: str, from_logits: bool = True) -> Callable:
-    return BUILDERS[name](from_logits)
+def get(name: str, from_logits: bool = True, lovasz: str = "relu",
+        crop: tuple[int, int] | None = None) -> Callable:
+    """The loss `name`; Lovász in its `lovasz` variant; on the `crop` window if given."""
+    if name == "lovasz":
+        loss = lovasz_hinge(from_logits, lovasz)
+    elif name in ("bce", "bce_dice"):
+        loss = bce(from_logits) if name == "bce" else bce_dice(from_logits)
+    else:
+        raise ValueError(f"loss {name!r} is not one of {NAMES}")
+    return cropped(loss, *crop) if crop else loss

@@ -18,24 +18,13 @@ from typing import Any
 
 import pluggy
 
-from kagglesalt import hookspecs
+from kagglesalt import hookspecs, settings
 from kagglesalt.backend import quiet_native_stderr
 from kagglesalt.errors import KaggleSaltError
 
 DEFAULT_PLUGINS = ("kagglesalt_plugins.unet", "kagglesalt_plugins.unet_deep")
 ENTRY_POINT_GROUP = "kagglesalt"
 PLUGINS_DIR_ENV = "KAGGLESALT_PLUGINS_DIR"
-
-MODEL_DEFAULTS: dict[str, Any] = {
-    "input_size": 128,
-    "input_mode": "resize",
-    "logits": True,
-    "loss": "bce_dice",
-    "epochs": 30,
-    "batch_size": 32,
-    "learning_rate": 1e-3,
-    "schedule": "plateau",
-}
 
 
 @dataclass(frozen=True)
@@ -50,7 +39,19 @@ class ModelSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
 
     def default(self, key: str) -> Any:
-        return self.defaults.get(key, MODEL_DEFAULTS[key])
+        """The model's default for training setting `key`, or the declared one."""
+        return self.defaults[key] if key in self.defaults else settings.default(key)
+
+    def training_settings(self, overrides: dict[str, Any] | None = None
+                          ) -> settings.TrainSettings:
+        """The training settings of this model, with `overrides` (None values: not given);
+        KaggleSaltError names the first that is not allowed."""
+        overrides = dict(overrides or {})
+        unknown = set(overrides.get("params") or {}) - set(self.params)
+        if unknown:
+            raise KaggleSaltError(f"model {self.name} has no parameter {sorted(unknown)[0]}: "
+                                  f"it takes {', '.join(sorted(self.params)) or 'none'}")
+        return settings.resolve(self.defaults, overrides, self.params)
 
 
 pm: pluggy.PluginManager
@@ -127,11 +128,16 @@ def models(plugins_dir: str | os.PathLike | None = None) -> dict[str, ModelSpec]
         def register(name: str, build: Callable[..., Any], description: str = "",
                      params: dict[str, Any] | None = None, _plugin=impl.plugin,
                      **defaults: Any) -> None:
-            unknown = set(defaults) - set(MODEL_DEFAULTS)
-            if unknown:
-                raise TypeError(f"unknown model defaults {sorted(unknown)}")
+            checked = {}
+            for key, value in defaults.items():
+                if key == "params":
+                    raise ValueError(f"model {name}: give its parameters as params={{...}}")
+                try:
+                    checked[key] = settings.check(key, value)
+                except ValueError as e:
+                    raise ValueError(f"model {name}: default {e}") from None
             found[name] = ModelSpec(name, build, description, _source(_plugin),
-                                    dict(params or {}), defaults)
+                                    dict(params or {}), checked)
 
         try:
             impl.function(register=register)
@@ -143,8 +149,10 @@ def models(plugins_dir: str | os.PathLike | None = None) -> dict[str, ModelSpec]
 def get_model(name: str, plugins_dir: str | os.PathLike | None = None) -> ModelSpec:
     available = models(plugins_dir)
     if name not in available:
+        broken = "".join(f"; plugin {plugin} is broken ({reason})"
+                         for plugin, reason in _broken.items())
         raise KaggleSaltError(f"no model named '{name}': `kagglesalt models` lists "
-                              f"{', '.join(sorted(available)) or 'none'}")
+                              f"{', '.join(sorted(available)) or 'none'}{broken}")
     return available[name]
 
 

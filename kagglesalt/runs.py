@@ -3,25 +3,33 @@
     runs/<name>/config.json      everything needed to rerun it
     runs/<name>/folds.csv        id -> fold, in training-set order
     runs/<name>/test_ids.csv     the order of test.npy's images
-    runs/<name>/fold_<k>/        model.keras, history.csv, oof.npy, test.npy, done.json
+    runs/<name>/fold_<k>/        model_<i>.keras (the best epoch, or each snapshot),
+                                 history.csv, oof.npy, test.npy, done.json (its summary)
     runs/<name>/oof.npy          uint8 out-of-fold probability levels, every train id
     runs/<name>/test.npy         uint8 TTA, fold-averaged test probability levels
     runs/<name>/scores.json      per-fold and OOF competition score, threshold, curve
+
+This module is the one that writes and reads these files; the others ask it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from kagglesalt import folds
+from kagglesalt.atomic import atomic_open, save_npy, write_bytes, write_json
 from kagglesalt.errors import KaggleSaltError
+
+if TYPE_CHECKING:
+    from kagglesalt.train import FoldResult
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,69 @@ class Run:
     def test(self) -> np.ndarray | None:
         path = self.path / "test.npy"
         return np.load(path, mmap_mode="r") if path.exists() else None
+
+    # Folds
+
+    def fold_dir(self, k: int) -> Path:
+        return self.path / f"fold_{k}"
+
+    def fold_summary(self, k: int) -> dict[str, Any] | None:
+        """A finished fold's summary (score, threshold, epochs, ...), None if unfinished."""
+        path = self.fold_dir(k) / "done.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def fold_models(self, k: int) -> list[Path]:
+        """The .keras models whose mean predicts fold k: its best epoch, or its snapshots."""
+        return sorted(self.fold_dir(k).glob("model_*.keras"),
+                      key=lambda p: int(p.stem.split("_")[1]))
+
+    def fold_oof(self, k: int) -> np.ndarray:
+        return np.load(self.fold_dir(k) / "oof.npy")
+
+    def fold_test(self, k: int) -> np.ndarray:
+        return np.load(self.fold_dir(k) / "test.npy", mmap_mode="r")
+
+    def histories(self) -> list[pd.DataFrame]:
+        """Each trained fold's validation history, fold by fold."""
+        paths = sorted(self.path.glob("fold_*/history.csv"),
+                       key=lambda p: int(p.parent.name.split("_")[1]))
+        return [pd.read_csv(p) for p in paths]
+
+    # Writing (kagglesalt cv)
+
+    def start(self, config: dict[str, Any], ids: np.ndarray, assignment: np.ndarray,
+              test_ids: np.ndarray) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json(self.path / "config.json", config)
+        folds.write_folds(self.path / "folds.csv", ids, assignment)
+        if len(test_ids):
+            with atomic_open(self.path / "test_ids.csv", "w", newline="") as f:
+                pd.DataFrame({"id": test_ids}).to_csv(f, index=False)
+
+    def clear_fold(self, k: int) -> None:
+        """Remove what an unfinished fold left (a fold is written whole or not at all)."""
+        shutil.rmtree(self.fold_dir(k), ignore_errors=True)
+
+    def write_fold(self, result: FoldResult) -> dict[str, Any]:
+        """Store a trained fold; done.json, written last, marks it finished."""
+        folder = self.fold_dir(result.fold)
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, model in enumerate(result.models, start=1):
+            write_bytes(folder / f"model_{i}.keras", model)
+        with atomic_open(folder / "history.csv", "w", newline="") as f:
+            result.history.to_csv(f, index=False)
+        save_npy(folder / "oof.npy", result.oof)
+        if result.test is not None:
+            save_npy(folder / "test.npy", result.test)
+        summary = result.summary()
+        write_json(folder / "done.json", summary)
+        return summary
+
+    def finish(self, oof: np.ndarray, test: np.ndarray | None, scores: dict[str, Any]) -> None:
+        save_npy(self.path / "oof.npy", oof)
+        if test is not None:
+            save_npy(self.path / "test.npy", test)
+        write_json(self.path / "scores.json", scores)
 
 
 def open_run(runs_dir: str | os.PathLike, name: str | os.PathLike) -> Run:

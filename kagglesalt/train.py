@@ -1,15 +1,21 @@
-"""Training one fold: compile + fit with callbacks that score the competition metric.
+"""Training one fold: a function from settings and arrays to the fold's results.
 
-The validation callback predicts the held-out images after every epoch, searches the best
-threshold, and keeps the checkpoint with the best competition score; it also runs early
-stopping and the learning-rate schedule, since both follow that score rather than the loss.
+`train_fold` compiles and fits the model stage by stage (BCE + Dice, then Lovász) with
+callbacks that each do one job, the way Keras's own compose: `ValidationScore` puts the
+competition score of the held-out images into each epoch's logs, and the callbacks after it
+read it there (`KeepBest`, `Snapshots`, Keras's `EarlyStopping`, `ReduceLROnPlateau` and
+`LearningRateScheduler`, `EpochLog`). Weights are kept in memory; nothing is written to
+disk here, so the local loop and a remote worker call the same function and only the
+driver writes the run folder.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass, field
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +25,12 @@ import pandas as pd
 
 from kagglesalt import inputs, losses, metric, predict
 from kagglesalt.augment import Augment
+from kagglesalt.backend import enable_compilation_cache
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.plugins import ModelSpec
+from kagglesalt.settings import TrainSettings
 
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Everything that decides how a fold is trained (recorded in config.json)."""
-
-    input_size: int
-    input_mode: str
-    logits: bool
-    loss: str
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    schedule: str
-    patience: int = 10
-    seed: int = 42
-    params: dict[str, Any] = field(default_factory=dict)
-    augment: dict[str, float] = field(default_factory=dict)
+PREFETCH_WORKERS = 2  # threads that augment the next batches while the device trains
 
 
 class Reporter:
@@ -51,25 +43,64 @@ class Reporter:
     def message(self, text: str) -> None: ...
 
 
-class Batches(keras.utils.PyDataset):
-    """Shuffled, augmented training batches of (image, mask) model inputs."""
+@dataclass
+class FoldResult:
+    """What training a fold produces; `runs.Run.write_fold` stores it."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, augment: Augment,
-                 seed: int):
-        super().__init__()
-        self.x, self.y, self.batch_size, self.augment = x, y, batch_size, augment
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(x))
+    fold: int
+    history: pd.DataFrame
+    models: list[bytes]  # .keras files of the prediction models: the best epoch, or snapshots
+    oof: np.ndarray  # uint8 levels of the validation images (TTA, mean of the models)
+    test: np.ndarray | None  # uint8 levels of the test images
+    score: float
+    threshold: float
+    seconds: float
+    train_images: int
+
+    def summary(self) -> dict[str, Any]:
+        best = self.history.loc[self.history["val_score"].idxmax()]
+        return {"fold": self.fold, "score": self.score, "threshold": self.threshold,
+                "best_epoch": int(best["epoch"]), "epochs_run": len(self.history),
+                "models": len(self.models), "seconds": round(self.seconds, 1),
+                "train_images": self.train_images, "valid_images": len(self.oof)}
+
+
+class Batches(keras.utils.PyDataset):
+    """Shuffled, augmented training batches, made from the native 101x101 arrays.
+
+    Every batch is full (the few images left over change each epoch with the order), so one
+    compiled step serves the whole run. A batch's randomness depends only on (seed, epoch,
+    index), so batches prepared ahead by worker threads are the same as in order."""
+
+    def __init__(self, images: np.ndarray, masks: np.ndarray, settings: TrainSettings,
+                 seed: int, has_salt_target: bool = False, workers: int = PREFETCH_WORKERS):
+        super().__init__(workers=workers, use_multiprocessing=False)
+        self.images, self.masks, self.s = images, masks, settings
+        self.augment = Augment(**settings.augment)
+        self.seed, self.epoch, self.has_salt_target = seed, 0, has_salt_target
+        self.batch_size = min(settings.batch_size, len(images))
+        self.order = self._order()
+
+    def _order(self) -> np.ndarray:
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.images))
 
     def __len__(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
+        return len(self.images) // self.batch_size
 
     def __getitem__(self, i: int):
+        rng = np.random.default_rng([self.seed, self.epoch, i])
         idx = np.sort(self.order[i * self.batch_size:(i + 1) * self.batch_size])
-        return self.augment(self.x[idx], self.y[idx], self.rng)
+        images, masks = self.augment(self.images[idx] / np.float32(255), self.masks[idx], rng)
+        x = inputs.to_input(images, self.s.input_size, self.s.input_mode)
+        y = (inputs.to_input(masks, self.s.input_size, self.s.input_mode) > 0.5) \
+            .astype(np.float32)
+        if self.has_salt_target:
+            return x, (y, masks.reshape(len(masks), -1).max(axis=1, keepdims=True))
+        return x, y
 
     def on_epoch_end(self) -> None:
-        self.order = self.rng.permutation(len(self.x))
+        self.epoch += 1
+        self.order = self._order()
 
 
 class BatchProgress(keras.callbacks.Callback):
@@ -86,98 +117,220 @@ class BatchProgress(keras.callbacks.Callback):
         self.reporter.batch_end(float((logs or {}).get("loss", float("nan"))))
 
 
-class CompetitionCheckpoint(keras.callbacks.Callback):
-    """Score the validation images each epoch; checkpoint, stop early and set the rate."""
+class ValidationScore(keras.callbacks.Callback):
+    """The competition score of the held-out images after each epoch (best threshold, no
+    TTA), put into the epoch's logs as `val_score` and `val_threshold` for the callbacks
+    that come after it."""
 
-    def __init__(self, images: np.ndarray, truth: np.ndarray, settings: TrainSettings,
-                 path: Path, reporter: Reporter, epoch_offset: int, stage: str, best: float):
+    def __init__(self, predictor: keras.Model, images: np.ndarray, truth: np.ndarray,
+                 settings: TrainSettings):
         super().__init__()
-        self.images, self.truth, self.s, self.path = images, truth, settings, path
-        self.reporter, self.offset, self.stage = reporter, epoch_offset, stage
-        self.best, self.since_best, self.rows = best, 0, []
-        self.stage_epochs = 0
-
-    def on_train_begin(self, logs=None) -> None:
-        self.stage_epochs = self.params.get("epochs", 1)
-        self.base_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-    def on_epoch_begin(self, epoch: int, logs=None) -> None:
-        if self.s.schedule == "cosine":
-            floor = self.base_rate * 0.01
-            rate = floor + 0.5 * (self.base_rate - floor) * \
-                (1 + math.cos(math.pi * epoch / max(1, self.stage_epochs)))
-            self.model.optimizer.learning_rate.assign(rate)
+        self.predictor, self.images, self.truth, self.s = predictor, images, truth, settings
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        levels = predict.levels(self.model, self.images, self.s.input_size, self.s.input_mode,
-                                self.s.logits, tta=False, batch_size=self.s.batch_size * 2)
+        levels = predict.levels([self.predictor], self.images, self.s.input_size,
+                                self.s.input_mode, self.s.logits, tta=False,
+                                batch_size=self.s.batch_size * 2)
         search = metric.threshold_curve(self.truth, levels)
-        rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        logs["val_score"], logs["val_threshold"] = search.score, search.threshold
+
+
+class KeepBest(keras.callbacks.Callback):
+    """Keeps, in memory, the weights of the epoch with the best `val_score`; one instance
+    serves every stage, so the best is over the whole fold."""
+
+    def __init__(self):
+        super().__init__()
+        self.best, self.weights = -math.inf, None
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if logs["val_score"] > self.best:
+            self.best, self.weights = logs["val_score"], self.model.get_weights()
+
+
+class Snapshots(keras.callbacks.Callback):
+    """Keeps, in memory, the weights at the last epoch of each cosine cycle."""
+
+    def __init__(self, cycle_ends: Sequence[int]):
+        super().__init__()
+        self.ends, self.weights = set(cycle_ends), []
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if epoch + 1 in self.ends:
+            self.weights.append(self.model.get_weights())
+
+
+class EpochLog(keras.callbacks.Callback):
+    """One history row per epoch (numbered over the whole fold), passed to the reporter."""
+
+    def __init__(self, reporter: Reporter):
+        super().__init__()
+        self.reporter, self.rows, self.stage, self.offset = reporter, [], "", 0
+
+    def start_stage(self, stage: str, offset: int) -> EpochLog:
+        self.stage, self.offset = stage, offset
+        return self
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self.rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
         row = {"epoch": self.offset + epoch + 1, "stage": self.stage,
-               "loss": float((logs or {}).get("loss", float("nan"))),
-               "val_score": search.score, "val_threshold": search.threshold,
-               "learning_rate": rate}
+               "loss": float(logs.get("loss", float("nan"))), "val_score": logs["val_score"],
+               "val_threshold": logs["val_threshold"], "learning_rate": self.rate}
         self.rows.append(row)
-        if search.score > self.best:
-            self.best, self.since_best = search.score, 0
-            # Keras insists on a .keras name, so the atomic write is done by hand.
-            tmp = self.path.with_name(f".{self.path.stem}.partial.keras")
-            self.model.save(tmp)
-            os.replace(tmp, self.path)
-        else:
-            self.since_best += 1
-            if self.s.schedule == "plateau" and self.since_best % max(1, self.s.patience // 2) \
-                    == 0:
-                self.model.optimizer.learning_rate.assign(rate * 0.5)
-            if self.since_best >= self.s.patience:
-                self.model.stop_training = True
-        self.reporter.epoch_end(self.offset + epoch + 1, row)
+        self.reporter.epoch_end(row["epoch"], row)
 
 
-def stage_epochs(loss: str, epochs: int) -> list[tuple[str, int]]:
-    """Split the epochs over the loss schedule: a second (Lovász) stage gets a third."""
-    names = losses.SCHEDULES[loss]
-    if len(names) == 1 or epochs < 2:
-        return [(names[0], epochs)]
-    second = max(1, epochs // 3)
-    return [(names[0], max(1, epochs - second)), (names[1], second)]
+@dataclass(frozen=True)
+class Stage:
+    loss: str
+    epochs: int
+    learning_rate: float
+    cycles: int = 1  # cosine cycles; with snapshots, one snapshot at the end of each
+
+    def cycle_ends(self) -> list[int]:
+        return [int(round(self.epochs * (c + 1) / self.cycles)) for c in range(self.cycles)]
+
+    def cosine_rate(self, epoch: int, floor_share: float = 0.01) -> float:
+        """Cosine decay from the stage's rate to 1% of it within each cycle."""
+        start = max([0] + [end for end in self.cycle_ends() if end <= epoch])
+        end = min(end for end in self.cycle_ends() if end > epoch)
+        floor = self.learning_rate * floor_share
+        return floor + 0.5 * (self.learning_rate - floor) * \
+            (1 + math.cos(math.pi * (epoch - start) / (end - start)))
 
 
-def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarray,
-               train_masks: np.ndarray, val_images: np.ndarray, val_masks: np.ndarray,
-               fold_dir: Path, reporter: Reporter | None = None,
-               fold: int = 0, folds: int = 1) -> tuple[keras.Model, pd.DataFrame]:
-    """Train one fold; the best checkpoint is `fold_dir/model.keras`, history returned."""
-    reporter = reporter or Reporter()
-    keras.utils.set_random_seed(settings.seed + fold)
-    fold_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = fold_dir / "model.keras"
-    x = inputs.to_input(train_images, settings.input_size, settings.input_mode)
-    y = inputs.to_input(train_masks, settings.input_size, settings.input_mode)
-    y = (y > 0.5).astype(np.float32)
-    batches = Batches(x, y, settings.batch_size, Augment(**settings.augment),
-                      settings.seed + fold)
+def stage_plan(settings: TrainSettings) -> list[Stage]:
+    """The loss stages of a fold: bce+lovasz gives `lovasz_share` of the epochs (at least
+    one, and one less than all) to a Lovász stage that starts at half the rate; with
+    snapshots, the last stage runs as that many cosine cycles."""
+    names = losses.SCHEDULES[settings.loss]
+    if len(names) == 1 or settings.epochs < 2:
+        plan = [(names[0], settings.epochs)]
+    else:
+        second = min(settings.epochs - 1,
+                     max(1, int(round(settings.epochs * settings.lovasz_share))))
+        plan = [(names[0], settings.epochs - second), (names[1], second)]
+    stages = []
+    for number, (loss, epochs) in enumerate(plan):
+        last = number == len(plan) - 1
+        cycles = min(settings.snapshots, epochs) if last and settings.snapshots else 1
+        stages.append(Stage(loss, epochs, settings.learning_rate / 2**number, cycles))
+    return stages
+
+
+def rate_schedule(stage: Stage, settings: TrainSettings) -> keras.callbacks.Callback:
+    if settings.schedule == "cosine":
+        return keras.callbacks.LearningRateScheduler(lambda epoch, _: stage.cosine_rate(epoch))
+    return keras.callbacks.ReduceLROnPlateau(monitor="val_score", mode="max", factor=0.5,
+                                             patience=max(1, settings.patience // 2),
+                                             min_delta=0.0)
+
+
+def build_models(spec: ModelSpec, settings: TrainSettings) -> tuple[keras.Model, keras.Model]:
+    """(the model to train, the one-output model that predicts). A model with a second,
+    (N, 1) output trains it as an image-level 'has salt' logit (deep supervision); its
+    first output must already use it, since only that one predicts."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(settings.precision)
     try:
         model = spec.build(input_size=settings.input_size, **settings.params)
     except Exception as e:  # a parameter of the wrong type or value, usually
         raise KaggleSaltError(f"model {spec.name} could not be built with {settings.params}: "
                               f"{type(e).__name__}: {e}") from None
+    finally:
+        keras.config.set_dtype_policy(previous)
+    size = settings.input_size
+    shapes = [tuple(output.shape[1:]) for output in model.outputs]
+    if shapes[0] != (size, size, 1) or len(shapes) > 2 or shapes[1:] not in ([], [(1,)]):
+        raise KaggleSaltError(f"model {spec.name} gives outputs of shapes {shapes}: it must "
+                              f"give ({size}, {size}, 1), and optionally (1,) after it")
+    # A model of its own (sharing the layers) that is never compiled, so it saves and
+    # clones without the training losses.
+    predictor = keras.Model(model.inputs, model.outputs[0], name=model.name)
+    return model, predictor
+
+
+def training_loss(stage: Stage, settings: TrainSettings, outputs: int) -> dict[str, Any]:
+    """`compile` arguments of a stage's loss: in pad mode on the central 101x101 only;
+    with a second output, plus its weighted 'has salt' BCE."""
+    window = inputs.loss_window(settings.input_size, settings.input_mode)
+    pixels = losses.get(stage.loss, settings.logits, settings.lovasz, window)
+    if outputs == 1:
+        return {"loss": pixels}
+    return {"loss": [pixels, losses.bce(from_logits=True)],
+            "loss_weights": [1.0, settings.has_salt_weight]}
+
+
+def model_bytes(model: keras.Model) -> bytes:
+    """The model as the bytes of a .keras file (Keras only saves to a named file)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        model.save(path)
+        return path.read_bytes()
+
+
+def _with_weights(predictor: keras.Model, weights: list[np.ndarray]) -> keras.Model:
+    clone = keras.models.clone_model(predictor)
+    clone.set_weights(weights)
+    return clone
+
+
+def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarray,
+               train_masks: np.ndarray, val_images: np.ndarray, val_masks: np.ndarray,
+               test_images: np.ndarray | None = None, fold: int = 0, folds: int = 1,
+               reporter: Reporter | None = None) -> FoldResult:
+    """Train fold `fold` on uint8 images and bool masks (N, 101, 101); predict its
+    validation and test images with the kept models (the best epoch's, or the snapshots)."""
+    started = time.perf_counter()
+    reporter = reporter or Reporter()
+    enable_compilation_cache()
+    keras.utils.set_random_seed(settings.seed + fold)
+    model, predictor = build_models(spec, settings)
+    outputs = len(model.outputs)
+    batches = Batches(train_images, train_masks, settings, settings.seed + fold,
+                      has_salt_target=outputs == 2)
+    scorer = ValidationScore(predictor, val_images, val_masks, settings)
+    best, log = KeepBest(), EpochLog(reporter)
+    plan = stage_plan(settings)
+    snapshots = Snapshots(plan[-1].cycle_ends())
     reporter.fold_start(fold, folds, settings.epochs, len(batches))
-    rows, best, done = [], -1.0, 0
-    for number, (stage, epochs) in enumerate(stage_epochs(settings.loss, settings.epochs)):
-        if checkpoint.exists():  # a later stage starts from the best weights so far
-            model.load_weights(checkpoint)
-        # A later stage fine-tunes: it starts at half the rate.
-        rate = settings.learning_rate / 2**number
-        model.compile(optimizer=keras.optimizers.Adam(rate),
-                      loss=losses.get(stage, settings.logits))
-        callback = CompetitionCheckpoint(val_images, val_masks, settings, checkpoint, reporter,
-                                         done, stage, best)
-        callbacks = [callback]
+    done = 0
+    for number, stage in enumerate(plan):
+        if number and not settings.snapshots:  # a later stage starts from the best so far
+            model.set_weights(best.weights)
+        model.compile(optimizer=keras.optimizers.Adam(stage.learning_rate),
+                      **training_loss(stage, settings, outputs))
+        callbacks = [scorer, best, rate_schedule(stage, settings),
+                     log.start_stage(stage.loss, done)]
+        if settings.snapshots and number == len(plan) - 1:
+            callbacks.append(snapshots)
+        if not settings.snapshots:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_score", mode="max", patience=settings.patience, min_delta=0.0))
         if type(reporter).batch_end is not Reporter.batch_end:
             callbacks.append(BatchProgress(reporter))
-        model.fit(batches, epochs=epochs, callbacks=callbacks, verbose=0)
-        rows += callback.rows
-        best, done = callback.best, done + epochs
-    model = keras.models.load_model(checkpoint, compile=False)
-    return model, pd.DataFrame(rows)
+        model.fit(batches, epochs=stage.epochs, callbacks=callbacks, verbose=0)
+        done += stage.epochs
+    kept = snapshots.weights if settings.snapshots else [best.weights]
+    models = [_with_weights(predictor, weights) for weights in kept]
+    oof, test = _predict(models, settings, val_images, test_images)
+    search = metric.threshold_curve(val_masks, oof)
+    result = FoldResult(fold, pd.DataFrame(log.rows), [model_bytes(m) for m in models], oof,
+                        test, search.score, search.threshold, time.perf_counter() - started,
+                        len(train_images))
+    reporter.fold_end(fold, search.score)
+    return result
+
+
+def _predict(models: list[keras.Model], settings: TrainSettings, val_images: np.ndarray,
+             test_images: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    def levels(images: np.ndarray) -> np.ndarray:
+        return predict.levels(models, images, settings.input_size, settings.input_mode,
+                              settings.logits, batch_size=max(64, settings.batch_size * 2))
+
+    oof = levels(val_images)
+    test = levels(test_images) if test_images is not None and len(test_images) else None
+    return oof, test
+

@@ -2,8 +2,17 @@
 
 Each level is a convolution followed by two residual blocks (pre-activation, 3x3 + 3x3),
 widths doubling from `start_filters` down to a 16x bottleneck at 8x8. About 5M parameters at
-the default width 16. Trained with BCE + Dice, then Lovász hinge, like the strongest public
-TGS solutions.
+the default width 16.
+
+With `has_salt_head`, the bottleneck also feeds an image-level "has salt" logit c (deep
+supervision: kagglesalt trains it with BCE against "the mask is not empty"), and the pixel
+logits become l + log sigmoid(c): the odds of salt scaled by the probability that the image
+has any. An image the head calls empty gets no salt anywhere, and the pixel map no longer
+has to learn that 39% of the images are empty on its own.
+
+Its defaults are the training recipe: BCE + Dice, then a Lovász stage of 60% of the epochs
+(symmetric elu+1 hinge) as three cosine cycles whose end points are averaged as snapshots,
+light augmentation, reflect-padding to 128 so every pixel keeps its native scale.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ def level(x, width: int, name: str):
 
 
 def build(input_size: int = 128, start_filters: int = 16, dropout: float = 0.5,
-          depth: int = 4) -> keras.Model:
+          depth: int = 4, has_salt_head: bool = True) -> keras.Model:
     import keras
     from keras import layers
 
@@ -51,20 +60,32 @@ def build(input_size: int = 128, start_filters: int = 16, dropout: float = 0.5,
         x = layers.MaxPooling2D(2)(x)
         x = layers.Dropout(dropout / 2 if d == 0 else dropout)(x)
     x = level(x, start_filters * 2**depth, "middle")
+    bottleneck = x
     for d in reversed(range(depth)):
         width = start_filters * 2**d
         x = layers.Conv2DTranspose(width, 3, strides=2, padding="same", name=f"up{d}_t")(x)
         x = layers.concatenate([x, skips[d]])
         x = layers.Dropout(dropout)(x)
         x = level(x, width, f"up{d}")
-    outputs = layers.Conv2D(1, 1, name="salt_logits")(x)
-    return keras.Model(inputs, outputs, name="unet_deep")
+    # Outputs in float32, also under mixed precision.
+    pixels = layers.Conv2D(1, 1, name="salt_logits", dtype="float32")(x)
+    if not has_salt_head:
+        return keras.Model(inputs, pixels, name="unet_deep")
+    pooled = layers.GlobalAveragePooling2D(name="has_salt_pool")(bottleneck)
+    has_salt = layers.Dense(1, name="has_salt", dtype="float32")(pooled)
+    gate = layers.Activation("log_sigmoid", name="has_salt_log_p", dtype="float32")(has_salt)
+    gate = layers.Reshape((1, 1, 1), name="has_salt_gate")(gate)
+    salt = layers.Add(name="salt", dtype="float32")([pixels, gate])
+    return keras.Model(inputs, [salt, has_salt], name="unet_deep")
 
 
 @hookimpl
 def register_models(register):
     register("unet_deep", build,
-             description="residual U-Net, batch norm + dropout, logits; BCE+Dice then Lovász",
-             params={"start_filters": 16, "dropout": 0.5, "depth": 4},
+             description="residual U-Net with a has-salt head; BCE+Dice, then symmetric "
+                         "Lovász in 3 cosine cycles averaged as snapshots",
+             params={"start_filters": 16, "dropout": 0.5, "depth": 4, "has_salt_head": True},
              input_size=128, input_mode="pad", logits=True, loss="bce+lovasz",
-             epochs=60, batch_size=32, learning_rate=1e-3, schedule="cosine")
+             lovasz="symmetric", lovasz_share=0.6, epochs=100, batch_size=64,
+             learning_rate=1e-3, schedule="cosine", snapshots=3,
+             augment={"crop_scale": 0.1, "brightness": 0.05, "contrast": 0.1})

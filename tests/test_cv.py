@@ -22,9 +22,8 @@ def fresh_plugins():
     plugins.reset()
 
 
-def options(**kw):
-    base = {"model": "tiny", "folds": 2, "epochs": 2, "plugins_dir": EXAMPLES, "seed": 3}
-    return cv.CVOptions(**{**base, **kw})
+def options(name=None, **settings):
+    return cv.CVOptions("tiny", 2, name, EXAMPLES, {"epochs": 2, "seed": 3, **settings})
 
 
 class Recorder(Reporter):
@@ -50,7 +49,7 @@ def finished_run(tmp_path_factory, synthetic_master):
 def test_a_run_folder_holds_everything_the_design_names(finished_run):
     run, ws = finished_run
     for name in ("config.json", "folds.csv", "oof.npy", "test.npy", "scores.json",
-                 "fold_0/model.keras", "fold_0/history.csv", "fold_1/model.keras"):
+                 "fold_0/model_1.keras", "fold_0/history.csv", "fold_1/model_1.keras"):
         assert (run.path / name).exists(), name
     config = run.config
     assert config["model"] == "tiny" and config["settings"]["epochs"] == 2
@@ -94,12 +93,12 @@ def test_an_interrupted_run_resumes_without_retraining_finished_folds(synthetic_
     assert (run_dir / "fold_0" / "done.json").exists()
     assert not (run_dir / "fold_1" / "done.json").exists()
     assert not (run_dir / "scores.json").exists()
-    first = (run_dir / "fold_0" / "model.keras").stat().st_mtime_ns
+    first = (run_dir / "fold_0" / "model_1.keras").stat().st_mtime_ns
     recorder = Recorder()
     run = cv.run_cv(ws, options(), recorder)
     assert recorder.epochs == 2  # only fold 2 trained
     assert any("fold 1/2 already trained" in m for m in recorder.messages)
-    assert (run_dir / "fold_0" / "model.keras").stat().st_mtime_ns == first
+    assert (run_dir / "fold_0" / "model_1.keras").stat().st_mtime_ns == first
     assert run.finished
 
 
@@ -115,14 +114,15 @@ def test_unknown_model_parameters_are_refused(synthetic_data, tmp_path):
         cv.run_cv(ws, options(params={"depth": 3}))
 
 
-def test_without_data_cv_runs_on_the_embedded_synthetic_default(tmp_path, monkeypatch):
-    monkeypatch.setattr(cv, "SYNTHETIC_TRAIN", 40)
-    monkeypatch.setattr(cv, "SYNTHETIC_TEST", 8)
-    ws = Workspace(tmp_path / "data", tmp_path / "runs", tmp_path / "subs")
-    recorder = Recorder()
-    run = cv.run_cv(ws, options(epochs=1), recorder)
-    assert any("embedded default" in m for m in recorder.messages)
-    assert json.loads((run.path / "config.json").read_text())["data"]["train"] == 40
+def test_cv_on_a_folder_without_data_names_it_and_the_ways_to_fill_it(tmp_path):
+    result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "dta"), "--runs-dir",
+                                      str(tmp_path / "runs"), "cv", "--model", "tiny",
+                                      "--plugins-dir", EXAMPLES])
+    assert result.exit_code == 1
+    assert f"no competition data in {tmp_path / 'dta'}" in result.output
+    for way in ("kagglesalt download", "kagglesalt synth", "kagglesalt demo"):
+        assert way in result.output
+    assert not (tmp_path / "dta").exists() and not (tmp_path / "runs").exists()
 
 
 def test_cv_command_trains_and_prints_the_oof_score(synthetic_data, tmp_path):

@@ -20,10 +20,13 @@ def two_runs(tmp_path_factory, synthetic_master):
     plugins.reset()
     root = tmp_path_factory.mktemp("ensemble")
     ws = Workspace(synthetic_master, root / "runs", root / "submissions")
-    common = {"model": "tiny", "folds": 2, "epochs": 2, "plugins_dir": EXAMPLES, "seed": 5}
-    a = cv.run_cv(ws, cv.CVOptions(**common, name="narrow", params={"width": 3}))
-    b = cv.run_cv(ws, cv.CVOptions(**common, name="wide", params={"width": 6}))
-    other = cv.run_cv(ws, cv.CVOptions(**{**common, "seed": 6}, name="other-folds"))
+    def run(name, **settings):
+        return cv.run_cv(ws, cv.CVOptions("tiny", 2, name, EXAMPLES,
+                                          {"epochs": 2, "seed": 5, **settings}))
+
+    a = run("narrow", params={"width": 3})
+    b = run("wide", params={"width": 6})
+    other = run("other-folds", seed=6)
     return ws, a, b, other
 
 

@@ -70,3 +70,63 @@ def test_every_loss_has_a_gradient_that_trains(name, batch):
     before = model.evaluate(x, y, verbose=0)
     model.fit(x, y, epochs=30, batch_size=4, verbose=0)
     assert model.evaluate(x, y, verbose=0) < before
+
+
+def numpy_lovasz(labels: np.ndarray, logits: np.ndarray, variant: str) -> float:
+    hinge = {"relu": lambda e: np.maximum(e, 0),
+             "elu": lambda e: np.where(e > 0, e, np.exp(e) - 1) + 1}
+    per = []
+    for y, f in zip(labels.reshape(len(labels), -1), logits.reshape(len(logits), -1),
+                    strict=True):
+        def one(y, f, h):
+            errors = 1 - f * (2 * y - 1)
+            order = np.argsort(-errors, kind="stable")
+            e, g = errors[order], y[order]
+            jaccard = 1 - (g.sum() - np.cumsum(g)) / (g.sum() + np.cumsum(1 - g))
+            return np.dot(h(e), np.concatenate([jaccard[:1], np.diff(jaccard)]))
+        if variant == "symmetric":
+            per.append((one(y, f, hinge["elu"]) + one(1 - y, -f, hinge["elu"])) / 2)
+        else:
+            per.append(one(y, f, hinge[variant]))
+    return float(np.mean(per))
+
+
+@pytest.mark.parametrize("variant", losses.LOVASZ_VARIANTS)
+def test_every_lovasz_variant_matches_its_reference(variant, batch):
+    y, logits = batch
+    ours = value(losses.lovasz_hinge(variant=variant), y, logits)
+    assert ours == pytest.approx(numpy_lovasz(y, logits, variant), rel=1e-5)
+
+
+def test_the_symmetric_lovasz_pushes_every_salt_logit_of_an_empty_mask_down():
+    empty = np.zeros((1, 8, 8, 1), "float32")
+    logits = np.random.default_rng(2).normal(0, 1, empty.shape).astype("float32")
+    lower = logits.copy()
+    worst = np.unravel_index(np.argmax(logits), logits.shape)
+    second = np.unravel_index(np.argsort(logits, axis=None)[-2], logits.shape)
+    lower[second] -= 0.5  # a salt logit that is not the largest
+    relu, symmetric = losses.lovasz_hinge(), losses.lovasz_hinge(variant="symmetric")
+    # The relu hinge of an empty mask sees only its largest logit ...
+    assert value(relu, empty, lower) == pytest.approx(value(relu, empty, logits))
+    assert worst != second
+    # ... the symmetric one rewards lowering any of them.
+    assert value(symmetric, empty, lower) < value(symmetric, empty, logits) - 1e-4
+
+
+@pytest.mark.parametrize("name", losses.NAMES)
+def test_a_loss_on_the_pad_window_ignores_the_mirrored_border(name):
+    from kagglesalt import inputs
+
+    rng = np.random.default_rng(3)
+    y = (rng.random((2, 128, 128, 1)) > 0.5).astype("float32")
+    logits = rng.normal(0, 2, y.shape).astype("float32")
+    window = inputs.loss_window(128, "pad")
+    loss = losses.get(name, crop=window)
+    other_border = logits.copy()
+    other_border[:, :13] = 9
+    other_border[:, :, 114:] = -9
+    assert value(loss, y, other_border) == pytest.approx(value(loss, y, logits), rel=1e-6)
+    crop = (slice(None), slice(13, 114), slice(13, 114))
+    assert value(loss, y, logits) == pytest.approx(
+        value(losses.get(name), y[crop], logits[crop]), rel=1e-6)
+    assert inputs.loss_window(128, "resize") is None

@@ -1,5 +1,6 @@
 """The shipped models; runs on whichever Keras backend is selected (tox -e jax for JAX)."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -8,13 +9,32 @@ from kagglesalt import plugins
 pytestmark = pytest.mark.backend
 
 
-@pytest.mark.parametrize("name, params", [("unet", 540_073), ("unet_deep", 5_116_913)])
+@pytest.mark.parametrize("name, params", [("unet", 540_073), ("unet_deep", 5_117_170)])
 def test_shipped_models_build_at_their_defaults(name, params):
     spec = plugins.get_model(name)
     model = spec.build(input_size=spec.default("input_size"), **spec.params)
     assert model.count_params() == params
     out = model.predict(np.zeros((2, 128, 128, 1), np.float32), verbose=0)
-    assert out.shape == (2, 128, 128, 1)
+    shapes = [o.shape for o in out] if isinstance(out, list) else [out.shape]
+    assert shapes[0] == (2, 128, 128, 1) and shapes[1:] in ([], [(2, 1)])
+
+
+def test_the_deep_unet_has_salt_head_gates_its_pixels_and_training_predicts_one_map():
+    from kagglesalt.train import build_models
+
+    spec = plugins.get_model("unet_deep")
+    model, predictor = build_models(spec, spec.training_settings())
+    assert [tuple(o.shape[1:]) for o in model.outputs] == [(128, 128, 1), (1,)]
+    x = np.random.default_rng(0).random((2, 128, 128, 1)).astype(np.float32)
+    salt, has_salt = model.predict(x, verbose=0)
+    assert np.allclose(predictor.predict(x, verbose=0), salt)
+    # The combined logit is the pixel logit plus log sigmoid(has_salt): never above it.
+    pixels = keras.Model(model.inputs, model.get_layer("salt_logits").output).predict(
+        x, verbose=0)
+    log_p = -np.logaddexp(0, -has_salt)
+    assert np.allclose(salt, pixels + log_p[:, :, None, None], atol=1e-4)
+    plain = spec.build(input_size=128, **{**spec.params, "has_salt_head": False})
+    assert len(plain.outputs) == 1
 
 
 def test_the_classic_unet_gives_probabilities_and_the_deep_one_logits():
@@ -29,4 +49,4 @@ def test_the_classic_unet_gives_probabilities_and_the_deep_one_logits():
 def test_the_deep_unet_width_is_configurable():
     spec = plugins.get_model("unet_deep")
     narrow = spec.build(input_size=128, start_filters=8, dropout=0.5, depth=4)
-    assert narrow.count_params() < 5_116_913 / 3
+    assert narrow.count_params() < 5_117_170 / 3

@@ -23,8 +23,7 @@ def workspace(tmp_path_factory, synthetic_master):
     plugins.reset()
     root = tmp_path_factory.mktemp("report")
     ws = Workspace(synthetic_master, root / "runs", root / "submissions")
-    cv.run_cv(ws, cv.CVOptions(model="tiny", folds=2, epochs=2, plugins_dir=EXAMPLES,
-                               name="tiny-run"))
+    cv.run_cv(ws, cv.CVOptions("tiny", 2, "tiny-run", EXAMPLES, {"epochs": 2}))
     return ws
 
 

@@ -1,0 +1,139 @@
+"""Training one fold: stages, schedules, callbacks, snapshots, the has-salt head."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kagglesalt import data, plugins, predict, settings
+from kagglesalt.train import Batches, Reporter, Stage, stage_plan, train_fold
+
+EXAMPLES = str(Path(__file__).parent / "plugin_examples")
+
+
+@pytest.fixture(autouse=True)
+def fresh_plugins():
+    plugins.reset()
+    yield
+    plugins.reset()
+
+
+def make(**given) -> settings.TrainSettings:
+    return settings.resolve({}, given)
+
+
+def test_bce_lovasz_gives_the_lovasz_stage_its_share_at_half_the_rate():
+    plan = stage_plan(make(loss="bce+lovasz", epochs=100, lovasz_share=0.6,
+                           learning_rate=1e-3))
+    assert [(s.loss, s.epochs, s.learning_rate) for s in plan] == \
+        [("bce_dice", 40, 1e-3), ("lovasz", 60, 5e-4)]
+    assert [s.epochs for s in stage_plan(make(loss="bce+lovasz", epochs=30))] == [20, 10]
+    assert [s.epochs for s in stage_plan(make(loss="bce+lovasz", epochs=2,
+                                              lovasz_share=0.9))] == [1, 1]
+    assert [(s.loss, s.epochs) for s in stage_plan(make(loss="bce+lovasz", epochs=1))] == \
+        [("bce_dice", 1)]
+    assert [(s.loss, s.epochs) for s in stage_plan(make(loss="lovasz", epochs=7))] == \
+        [("lovasz", 7)]
+
+
+def test_snapshots_split_the_last_stage_into_cosine_cycles():
+    plan = stage_plan(make(loss="bce+lovasz", epochs=100, lovasz_share=0.6, snapshots=3,
+                           schedule="cosine"))
+    assert [s.cycles for s in plan] == [1, 3]
+    last = plan[-1]
+    assert last.cycle_ends() == [20, 40, 60]
+    rates = [last.cosine_rate(e) for e in range(60)]
+    assert rates[0] == rates[20] == rates[40] == pytest.approx(5e-4)  # restarts
+    for start in (0, 20, 40):
+        cycle = rates[start:start + 20]
+        assert all(a > b for a, b in zip(cycle, cycle[1:], strict=False))
+        assert cycle[-1] < 0.05 * 5e-4
+    assert min(rates) >= 0.01 * 5e-4
+
+
+def test_one_cycle_decays_over_the_whole_stage():
+    stage = Stage("bce_dice", 10, 1e-2)
+    assert stage.cycle_ends() == [10]
+    assert stage.cosine_rate(0) == pytest.approx(1e-2)
+    assert stage.cosine_rate(5) == pytest.approx(1e-4 + 0.5 * (1e-2 - 1e-4))
+
+
+def test_batches_are_full_repeatable_and_reshuffled_each_epoch():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (50, 101, 101)).astype(np.uint8)
+    masks = rng.random((50, 101, 101)) > 0.7
+    masks[:10] = False
+    chosen = make(batch_size=16, input_size=32, augment={"crop_scale": 0.2})
+    a = Batches(images, masks, chosen, seed=1, has_salt_target=True)
+    b = Batches(images, masks, chosen, seed=1, has_salt_target=True, workers=1)
+    assert len(a) == 3  # 50 // 16: the two left over change with the order
+    x, (y, has_salt) = a[2]
+    assert x.shape == (16, 32, 32, 1) and y.shape == (16, 32, 32, 1) and has_salt.shape == (16, 1)
+    assert np.array_equal(x, b[2][0]) and np.array_equal(y, b[2][1][0])
+    assert np.array_equal(has_salt[:, 0], y.reshape(16, -1).max(axis=1))
+    a.on_epoch_end()
+    assert not np.array_equal(a[2][0], x)
+
+
+class Rows(Reporter):
+    def __init__(self):
+        self.rows = []
+
+    def epoch_end(self, epoch, row):
+        self.rows.append(row)
+
+
+@pytest.fixture(scope="module")
+def small(synthetic_master):
+    train = data.load_train(synthetic_master)
+    return train.images[:80], train.masks[:80], train.images[80:], train.masks[80:]
+
+
+def test_early_stopping_ends_a_stage_that_no_longer_improves(small):
+    spec = plugins.get_model("tiny", EXAMPLES)
+    # A rate too small to change anything: the validation score cannot improve.
+    chosen = spec.training_settings({"epochs": 12, "patience": 2, "learning_rate": 1e-12})
+    rows = Rows()
+    result = train_fold(spec, chosen, *small, reporter=rows)
+    assert len(rows.rows) == 3 and len(result.history) == 3
+    assert result.summary()["best_epoch"] == 1 and len(result.models) == 1
+
+
+def test_the_plateau_schedule_halves_the_rate_when_the_score_stalls(small):
+    spec = plugins.get_model("tiny", EXAMPLES)
+    chosen = spec.training_settings({"epochs": 5, "patience": 4, "learning_rate": 1e-12,
+                                     "schedule": "plateau"})
+    rows = Rows()
+    train_fold(spec, chosen, *small, reporter=rows)
+    rates = [row["learning_rate"] for row in rows.rows]
+    assert rates[:3] == pytest.approx([1e-12, 1e-12, 5e-13])  # halved after 2 flat epochs
+
+
+def test_a_fold_with_snapshots_predicts_with_the_mean_of_its_cycle_ends(small, tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = plugins.get_model("tiny_head", EXAMPLES)
+    chosen = spec.training_settings({"epochs": 6, "loss": "bce+lovasz", "lovasz_share": 0.5,
+                                     "schedule": "cosine", "snapshots": 2,
+                                     "lovasz": "symmetric"})
+    rows = Rows()
+    result = train_fold(spec, chosen, *small, test_images=small[2][:5], reporter=rows)
+    assert list(tmp_path.iterdir()) == []  # a fold is a function: it writes nothing
+    assert [row["stage"] for row in rows.rows] == ["bce_dice"] * 3 + ["lovasz"] * 3
+    rates = [row["learning_rate"] for row in rows.rows]
+    # cycles of 2 and 1 epochs: the rate restarts at the second
+    assert rates[3:] == pytest.approx([1.5e-3, 7.575e-4, 1.5e-3], rel=1e-6)
+    assert len(result.models) == 2
+    import keras
+
+    models = []
+    for i, blob in enumerate(result.models):
+        path = tmp_path / f"m{i}.keras"
+        path.write_bytes(blob)
+        models.append(keras.models.load_model(path))
+    assert all(len(m.outputs) == 1 for m in models)
+    expected = predict.levels(models, small[2], 32, "resize", True)
+    assert np.array_equal(result.oof, expected)
+    one = predict.levels(models[:1], small[2], 32, "resize", True)
+    assert not np.array_equal(one, expected)
+    assert result.test.shape == (5, 101, 101)
