@@ -202,14 +202,17 @@ def _parse_weights(text: str) -> str | list[float]:
 
 
 def _make_submission(ws: Workspace, run_names: tuple[str, ...], weights: str,
-                     name: str | None) -> Path:
+                     name: str | None, threshold: float | None = None,
+                     post: str = "auto") -> Path:
     from rich.table import Table
 
     from kagglesalt import ensemble as ensembles
 
+    rule = ensembles.parse_postprocess(post)
     with console.status("Choosing weights, threshold and post-processing on OOF, then "
                         "writing the submission"):
-        result = ensembles.run_ensemble(ws, run_names, _parse_weights(weights), name)
+        result = ensembles.run_ensemble(ws, run_names, _parse_weights(weights), name,
+                                        threshold, rule)
     table = Table("run", "OOF score", "weight", title="ensemble")
     for member in result.members:
         table.add_row(member.name, f"{member.oof_score:.4f}", f"{member.weight:.2f}")
@@ -219,7 +222,7 @@ def _make_submission(ws: Workspace, run_names: tuple[str, ...], weights: str,
     console.print(table)
     console.print(f"threshold {result.threshold:.2f} (OOF {result.threshold_score:.4f}), "
                   f"then drop components under {post.min_component} px and masks under "
-                  f"{post.min_area} px (OOF {result.oof_score:.4f})")
+                  f"{post.min_area} px (OOF {result.oof_score:.4f}); {result.chosen}")
     console.print(f"Wrote {result.path}")
     return result.path
 
@@ -229,10 +232,17 @@ def _make_submission(ws: Workspace, run_names: tuple[str, ...], weights: str,
 @click.option("--weights", default="auto", show_default=True,
               help="'auto' (fitted on OOF) or one weight per run, e.g. 0.6,0.4.")
 @click.option("--name", help="Submission name [RUN-TIMESTAMP].")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Salt probability threshold [chosen on OOF].")
+@click.option("--postprocess", "post", default="auto", show_default=True,
+              metavar="auto|none|min_component=N,min_area=N",
+              help="Drop components and masks under these sizes in pixels; auto: chosen on "
+                   "OOF.")
 @click.pass_obj
-def ensemble(ws: Workspace, runs: tuple[str, ...], weights: str, name: str | None) -> None:
+def ensemble(ws: Workspace, runs: tuple[str, ...], weights: str, name: str | None,
+             threshold: float | None, post: str) -> None:
     """Combine RUNS (default: the latest) into a submission CSV, tuned on OOF."""
-    _make_submission(ws, runs, weights, name)
+    _make_submission(ws, runs, weights, name, threshold, post)
 
 
 @cli.command()

@@ -81,6 +81,9 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None) 
     reporter.message(f"Reading the data set in {ws.data_dir} (decoded once, then cached)")
     train = data.load_train(ws.data_dir)
     test = data.load_test(ws.data_dir)
+    if not train.has_depths:
+        reporter.message(f"No depths.csv in {ws.data_dir}: depths are unknown, so reports "
+                         "leave their depth panel empty")
     assignment = folds.assign_folds(train.coverage, options.folds, chosen.seed)
     name = options.name or f"{options.model}-k{options.folds}-s{chosen.seed}"
     run = Run(Path(ws.runs_dir) / name)

@@ -36,6 +36,10 @@ CACHE_VERSION = 1
 
 Progress = Callable[[int, int], None]
 
+# OpenCV logs "[ WARN:0@...] ... PNG input buffer is incomplete" to stderr for a damaged PNG;
+# kagglesalt says what is wrong itself, in one line.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
 
 @dataclass(frozen=True)
 class Split:
@@ -56,6 +60,10 @@ class Split:
             raise ValueError("this split has no masks")
         return self.masks.reshape(len(self), -1).mean(axis=1)
 
+    @property
+    def has_depths(self) -> bool:
+        return bool(len(self)) and not np.isnan(self.depths).all()
+
     def fingerprint(self) -> str:
         """A short hash of ids, images and masks: runs compare it before mixing predictions."""
         h = hashlib.sha256()
@@ -70,6 +78,19 @@ def has_train(data_dir: str | os.PathLike) -> bool:
     return (Path(data_dir) / "train" / "images").is_dir()
 
 
+def source(data_dir: str | os.PathLike) -> dict:
+    """Where the data set came from, as its marker file says: {"source": "kaggle" or
+    "synthetic", ...}; {} when there is no marker (files put there by hand)."""
+    try:
+        return json.loads((Path(data_dir) / SOURCE_MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def is_synthetic(data_dir: str | os.PathLike) -> bool:
+    return source(data_dir).get("source") == "synthetic"
+
+
 def load_train(data_dir: str | os.PathLike, progress: Progress | None = None,
                cache_dir: str | os.PathLike | None = None) -> Split:
     """Load the training images, masks and depths, checked against train.csv.
@@ -82,6 +103,9 @@ def load_train(data_dir: str | os.PathLike, progress: Progress | None = None,
         raise KaggleSaltError(f"no training images in {image_dir}: run `kagglesalt download`, "
                               "or `kagglesalt synth` for a synthetic data set")
     image_ids = _png_ids(image_dir)
+    if not image_ids:
+        raise KaggleSaltError(f"{image_dir} holds no .png images: run `kagglesalt download`, "
+                              "or `kagglesalt synth` for a synthetic data set")
     mask_ids = set(_png_ids(mask_dir)) if mask_dir.is_dir() else set()
     for i in image_ids:
         if i not in mask_ids:

@@ -13,12 +13,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from kagglesalt import data, ledger, metric, postprocess, rle, runs, submission
-from kagglesalt.atomic import write_json
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.workspace import Workspace
 
@@ -40,12 +38,22 @@ class EnsembleResult:
     threshold: float
     threshold_score: float
     postprocess: postprocess.PostProcess
+    chosen: str  # what OOF chose and what was given, in words
 
-    def to_json(self) -> dict[str, Any]:
-        return {"submission": self.path.name, "members": [asdict(m) for m in self.members],
-                "oof_score": self.oof_score, "threshold": self.threshold,
-                "score_before_postprocess": self.threshold_score,
-                "postprocess": asdict(self.postprocess)}
+
+def parse_postprocess(text: str) -> str | postprocess.PostProcess:
+    """'auto' (chosen on OOF), 'none', or 'min_component=20,min_area=50'."""
+    if text in ("auto", "none"):
+        return text if text == "auto" else postprocess.PostProcess()
+    values: dict[str, int] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or key.strip() not in ("min_component", "min_area") \
+                or not value.strip().isdigit():
+            raise KaggleSaltError(f"--postprocess '{text}': give auto, none, or "
+                                  "min_component=N,min_area=N (pixels)")
+        values[key.strip()] = int(value)
+    return postprocess.PostProcess(**values)
 
 
 def check_compatible(members: Sequence[runs.Run]) -> None:
@@ -106,8 +114,13 @@ def fit_weights(truth: np.ndarray, oofs: Sequence[np.ndarray]) -> list[float]:
 
 
 def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
-                 weights: str | Sequence[float] = "auto", name: str | None = None
-                 ) -> EnsembleResult:
+                 weights: str | Sequence[float] = "auto", name: str | None = None,
+                 threshold: float | None = None,
+                 post: str | postprocess.PostProcess = "auto") -> EnsembleResult:
+    """Combine runs into `submissions/<name>.csv` and its record. Weights, the threshold and
+    the post-processing are chosen on OOF unless given."""
+    if threshold is not None and not 0 < threshold < 1:
+        raise KaggleSaltError(f"--threshold {threshold}: give a probability between 0 and 1")
     members = [runs.open_run(ws.runs_dir, n) for n in run_names] or [runs.latest(ws.runs_dir)]
     for run in members:
         if not run.finished:
@@ -141,26 +154,38 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
         chosen = [w / sum(weights) for w in weights]
     oof_levels = combine(oofs, chosen)
     search = metric.threshold_curve(train.masks, oof_levels)
-    post = postprocess.search(train.masks, metric.binarize(oof_levels, search.threshold))
+    cut = search.threshold if threshold is None else threshold
+    binary = metric.binarize(oof_levels, cut)
+    if post == "auto":
+        found = postprocess.search(train.masks, binary)
+        rule, final_score = found.best, found.score
+    else:
+        rule = post
+        final_score = metric.score(train.masks, rule(binary))
+    given = [w for w, g in (("threshold", threshold is not None),
+                            ("post-processing", post != "auto")) if g]
 
     tests = [run.test() for run in members]
     rles: list[str] = []
     for start in range(0, len(test_ids), TEST_CHUNK):
         levels = combine(tests, chosen, slice(start, start + TEST_CHUNK))
-        rles += rle.encode(post.best(metric.binarize(levels, search.threshold)))
+        rles += rle.encode(rule(metric.binarize(levels, cut)))
+    member_rows = [Member(r.name, r.scores["oof"]["score"], w)
+                   for r, w in zip(members, chosen, strict=True)]
+    threshold_score = metric.score(train.masks, binary)
     submission.write_rles(path, test_ids, rles)
-    result = EnsembleResult(
-        path, [Member(r.name, r.scores["oof"]["score"], w) for r, w in zip(members, chosen,
-                                                                           strict=True)],
-        post.score, search.threshold, search.score, post.best)
-    write_json(path.with_suffix(".json"), {**result.to_json(), "created": ledger.now(),
-                                            "curve": {"thresholds": search.thresholds.tolist(),
-                                                      "scores": search.scores.tolist()}})
+    runs.write_ensemble(path, runs.EnsembleRecord(
+        submission=path.name, members=[asdict(m) for m in member_rows],
+        oof_score=final_score, threshold=cut, score_before_postprocess=threshold_score,
+        postprocess=asdict(rule), created=ledger.now(),
+        curve={"thresholds": search.thresholds.tolist(), "scores": search.scores.tolist()},
+        data_source=data.source(ws.data_dir).get("source", "")))
     ledger.add(ws.submissions_dir, file=path.name, sha256=ledger.sha256(path),
                created=ledger.now(), source=" + ".join(f"{m.name}:{m.weight:.2f}"
-                                                        for m in result.members),
-               oof_score=f"{post.score:.6f}")
-    return result
+                                                        for m in member_rows),
+               oof_score=f"{final_score:.6f}")
+    return EnsembleResult(path, member_rows, final_score, cut, threshold_score, rule,
+                          f"{' and '.join(given)} given" if given else "all chosen on OOF")
 
 
 def _default_name(members: Sequence[runs.Run]) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kagglesalt import data
 from kagglesalt.atomic import write_json
 from kagglesalt.data import SOURCE_MARKER
 from kagglesalt.errors import KaggleSaltError
@@ -144,13 +145,6 @@ def layout_complete(folder: Path) -> bool:
     return all((folder / part).exists() for part in LAYOUT)
 
 
-def data_source(data_dir: Path) -> dict[str, Any]:
-    try:
-        return json.loads((data_dir / SOURCE_MARKER).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def download(data_dir: str | os.PathLike, competition: str = COMPETITION, force: bool = False,
              progress: Progress | None = None, warn: Warn | None = None) -> str:
     """Download and unpack the competition into `data_dir`; returns what was done.
@@ -160,7 +154,7 @@ def download(data_dir: str | os.PathLike, competition: str = COMPETITION, force:
     half a layout.
     """
     data_dir = Path(data_dir)
-    source = data_source(data_dir)
+    source = data.source(data_dir)
     if not force and layout_complete(data_dir) and source.get("source") != "synthetic":
         return f"{data_dir} already holds the competition files: nothing to do (--force " \
                "downloads them again)"

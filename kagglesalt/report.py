@@ -11,17 +11,16 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from kagglesalt import data, folds, metric, runs
 from kagglesalt.atomic import write_text
 from kagglesalt.errors import KaggleSaltError
+from kagglesalt.postprocess import PostProcess
 from kagglesalt.workspace import Workspace
 
 GALLERY = 12
@@ -40,6 +39,7 @@ class Subject:
     threshold: float
     members: list[dict[str, Any]]
     runs: list[runs.Run]
+    postprocess: PostProcess = PostProcess()  # what turns the thresholded OOF into masks
 
 
 def _figure_png(fig) -> str:
@@ -57,27 +57,27 @@ def _run_subject(run: runs.Run) -> Subject:
                    np.asarray(run.oof()), scores["oof"]["threshold"], [], [run])
 
 
-def _ensemble_subject(ws: Workspace, summary_path: Path) -> Subject:
+def _ensemble_subject(ws: Workspace, record_path: Path) -> Subject:
     from kagglesalt.ensemble import combine
 
-    summary = json.loads(summary_path.read_text())
-    members = [runs.open_run(ws.runs_dir, m["name"]) for m in summary["members"]]
-    weights = [m["weight"] for m in summary["members"]]
-    oof = combine([r.oof() for r in members], weights)
-    config = {"ensemble": summary["submission"], "postprocess": summary["postprocess"],
-              "members": {m["name"]: m["weight"] for m in summary["members"]}}
-    scores = {"oof": {"score": summary["oof_score"], "threshold": summary["threshold"]},
-              "folds": [], "curve": summary.get("curve")}
-    return Subject(f"ensemble {summary_path.stem}", summary_path.with_suffix(".html"),
-                   config, scores, oof, summary["threshold"], summary["members"], members)
+    record = runs.read_ensemble(record_path)
+    members = [runs.open_run(ws.runs_dir, name) for name in record.weights]
+    oof = combine([r.oof() for r in members], list(record.weights.values()))
+    config = {"ensemble": record.submission, "postprocess": record.postprocess,
+              "members": record.weights, "data": record.data_source}
+    scores = {"oof": {"score": record.oof_score, "threshold": record.threshold},
+              "folds": [], "curve": record.curve}
+    return Subject(f"ensemble {record_path.stem}", record_path.with_suffix(".html"),
+                   config, scores, oof, record.threshold, record.members, members,
+                   PostProcess(**record.postprocess))
 
 
 def subject_for(ws: Workspace, name: str | None) -> Subject:
     """A run by name, an ensemble by submission name, else the newest of either."""
-    ensembles = sorted(Path(ws.submissions_dir).glob("*.json"), key=lambda p: p.stat().st_mtime)
+    ensembles = runs.ensemble_records(ws.submissions_dir)
     if name:
         candidate = Path(ws.submissions_dir) / f"{Path(name).stem}.json"
-        if candidate.exists():
+        if runs.read_ensemble(candidate) is not None:
             return _ensemble_subject(ws, candidate)
         return _run_subject(runs.open_run(ws.runs_dir, name))
     finished = runs.finished_runs(ws.runs_dir)
@@ -103,7 +103,7 @@ def build(ws: Workspace, name: str | None = None) -> Path:
     if train.fingerprint() != expected:
         raise KaggleSaltError(f"{ws.data_dir} is not the data {subject.title} was trained on: "
                               "point --data-dir at that data")
-    pred = metric.binarize(subject.oof, subject.threshold)
+    pred = subject.postprocess(metric.binarize(subject.oof, subject.threshold))
     per_image = metric.image_scores(train.masks, pred)
     sections = [
         _section("Configuration", _config_table(subject.config)),
@@ -175,13 +175,12 @@ def _learning_curves(subject: Subject) -> str:
 
     parts = []
     for run in subject.runs:
-        histories = sorted(run.path.glob("fold_*/history.csv"))
+        histories = run.histories()
         if not histories:
             continue
         fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(11, 3.6))
-        for path in histories:
-            h = pd.read_csv(path)
-            label = path.parent.name.replace("_", " ")
+        for k, h in enumerate(histories):
+            label = f"fold {k + 1}"
             ax_loss.plot(h["epoch"], h["loss"], label=label)
             ax_score.plot(h["epoch"], h["val_score"], label=label)
         ax_loss.set(title=f"{run.name}: training loss", xlabel="epoch")
@@ -239,7 +238,10 @@ def _breakdown_plot(train: data.Split, per_image: np.ndarray) -> str:
     ax_cov.set(title="score by salt coverage (n above bars)", ylim=(0, 1.1))
     ax_cov.tick_params(axis="x", rotation=45, labelsize=8)
     depths = train.depths
-    if np.isfinite(depths).any():
+    if not train.has_depths:
+        ax_depth.text(0.5, 0.5, "no depths.csv: depths unknown", ha="center",
+                      transform=ax_depth.transAxes)
+    else:
         edges = np.nanquantile(depths, np.linspace(0, 1, DEPTH_BINS + 1))
         which = np.clip(np.searchsorted(edges, depths, side="right") - 1, 0, DEPTH_BINS - 1)
         scores = [per_image[which == b].mean() for b in range(DEPTH_BINS)]

@@ -14,6 +14,7 @@ This module is the one that writes and reads these files; the others ask it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -161,3 +162,54 @@ def latest(runs_dir: str | os.PathLike) -> Run:
     if not runs:
         raise KaggleSaltError(f"no finished run in {runs_dir}: train one with `kagglesalt cv`")
     return runs[-1]
+
+
+# ------------------------------------------------------------------ ensemble records
+
+
+@dataclass(frozen=True)
+class EnsembleRecord:
+    """`submissions/<name>.json` beside `<name>.csv`: what an ensemble submission is made of
+    and how it scored out of fold."""
+
+    submission: str  # the CSV's file name
+    members: list[dict[str, Any]]  # {"name", "oof_score", "weight"} per run
+    oof_score: float  # after post-processing
+    threshold: float
+    score_before_postprocess: float
+    postprocess: dict[str, int]  # min_component, min_area
+    created: str
+    curve: dict[str, list[float]]  # the threshold search on the ensemble's OOF
+    data_source: str = ""  # "kaggle", "synthetic" or "" (unknown)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {m["name"]: m["weight"] for m in self.members}
+
+
+def write_ensemble(csv_path: str | os.PathLike, record: EnsembleRecord) -> Path:
+    path = Path(csv_path).with_suffix(".json")
+    write_json(path, dataclasses.asdict(record))
+    return path
+
+
+def read_ensemble(csv_path: str | os.PathLike) -> EnsembleRecord | None:
+    """The record of an ensemble submission (by its .csv or .json path), None if it has none."""
+    path = Path(csv_path).with_suffix(".json")
+    try:
+        values = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        raise KaggleSaltError(f"{path} is damaged: delete it, and make the submission again "
+                              "with `kagglesalt ensemble`") from None
+    known = {f.name for f in dataclasses.fields(EnsembleRecord)}
+    return EnsembleRecord(**{k: v for k, v in values.items() if k in known})
+
+
+def ensemble_records(submissions_dir: str | os.PathLike) -> list[Path]:
+    """The .json records of ensemble submissions, oldest first."""
+    folder = Path(submissions_dir)
+    found = [p for p in folder.glob("*.json") if p.with_suffix(".csv").exists()] \
+        if folder.is_dir() else []
+    return sorted(found, key=lambda p: p.stat().st_mtime)

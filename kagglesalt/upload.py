@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kagglesalt import kaggle, ledger, submission
+from kagglesalt import data, kaggle, ledger, submission
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.workspace import Workspace
 
@@ -18,6 +18,10 @@ def submit(ws: Workspace, path: str | os.PathLike | None, message: str, force: b
     before the file has passed every check."""
     path = Path(path) if path else submission.newest(ws.submissions_dir)
     submission.validate(path, ws.data_dir)
+    if not force and _made_from_synthetic(path, ws.data_dir):
+        raise KaggleSaltError(f"{path.name} was made from the synthetic data set in "
+                              f"{ws.data_dir}, so Kaggle would score it near 0: `kagglesalt "
+                              "download` fetches the real data (--force submits it anyway)")
     digest = ledger.sha256(path)
     table = ledger.read(ws.submissions_dir)
     sent = table[(table["sha256"] == digest) & (table["kaggle_ref"] != "")]
@@ -39,6 +43,17 @@ def submit(ws: Workspace, path: str | os.PathLike | None, message: str, force: b
         ledger.add(ws.submissions_dir, file=path.name, sha256=digest, created=ledger.now(),
                    source="", oof_score=known.iloc[-1] if len(known) else "", **row)
     return path, ref
+
+
+def _made_from_synthetic(path: Path, data_dir: Path) -> bool:
+    """The ensemble record beside the file says which data it was made from; a file with no
+    record is judged by the data folder it is validated against."""
+    from kagglesalt import runs
+
+    record = runs.read_ensemble(path)
+    made_from = record.data_source if record is not None else data.source(data_dir).get(
+        "source", "")
+    return made_from == "synthetic"
 
 
 def refresh(ws: Workspace, competition: str = kaggle.COMPETITION,
