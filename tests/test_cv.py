@@ -147,3 +147,29 @@ def test_unknown_augmentations_and_unbuildable_parameters_are_one_line(synthetic
     result = runner.invoke(cli, [*common, "--param", "width=wide"])
     assert result.exit_code == 1 and "could not be built" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_run_folder_without_a_finished_fold_never_blocks_a_corrected_rerun(synthetic_data,
+                                                                             tmp_path):
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    with pytest.raises(KeyboardInterrupt):
+        cv.run_cv(ws, options(name="retry"), Recorder(stop_after_epochs=1))
+    assert (tmp_path / "runs" / "retry" / "config.json").exists()
+    run = cv.run_cv(ws, options(name="retry", epochs=1))  # other settings: starts over
+    assert run.finished and run.config["settings"]["epochs"] == 1
+
+
+def test_more_folds_than_images_is_refused_before_anything_is_written(synthetic_data,
+                                                                      tmp_path):
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    with pytest.raises(KaggleSaltError, match="120 training images cannot make 500 folds"):
+        cv.run_cv(ws, cv.CVOptions("tiny", 500, None, EXAMPLES, {"epochs": 1}))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_missing_depths_csv_is_said_once(synthetic_data, tmp_path):
+    (synthetic_data / "depths.csv").unlink()
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    recorder = Recorder()
+    cv.run_cv(ws, options(epochs=1), recorder)
+    assert sum("No depths.csv" in m for m in recorder.messages) == 1

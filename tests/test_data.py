@@ -58,12 +58,27 @@ def test_refuses_an_image_without_a_mask(synthetic_data):
         data.load_train(synthetic_data)
 
 
-def test_refuses_a_corrupt_png_naming_the_file(synthetic_data):
+def test_refuses_a_corrupt_png_naming_the_file_and_nothing_else(synthetic_data, capfd):
     victim = first_id(synthetic_data)
     path = synthetic_data / "train" / "images" / f"{victim}.png"
-    path.write_bytes(path.read_bytes()[:40])
+    path.write_bytes(path.read_bytes()[:60])
     with pytest.raises(KaggleSaltError, match=f"{victim}.png is not a readable PNG"):
         data.load_train(synthetic_data)
+    out, err = capfd.readouterr()
+    assert "WARN" not in out + err and "ERROR" not in out + err  # OpenCV's own lines
+
+
+def test_an_empty_images_folder_is_one_line(synthetic_data):
+    for png in (synthetic_data / "train" / "images").glob("*.png"):
+        png.unlink()
+    with pytest.raises(KaggleSaltError, match="holds no .png images"):
+        data.load_train(synthetic_data)
+
+
+def test_without_depths_csv_depths_are_unknown(synthetic_data):
+    (synthetic_data / "depths.csv").unlink()
+    train = data.load_train(synthetic_data)
+    assert not train.has_depths and np.isnan(train.depths).all()
 
 
 def test_refuses_an_image_of_the_wrong_size(synthetic_data):

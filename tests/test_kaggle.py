@@ -237,3 +237,26 @@ def test_submissions_lists_scores_and_writes_them_into_the_ledger(server, with_d
     row = ledger.read(with_data / "submissions").iloc[-1]
     assert row["public_score"] == "0.80100" and row["private_score"] == "0.79900"
     assert row["status"] == "complete"
+
+
+def test_a_submission_made_from_synthetic_data_is_refused_unless_forced(server, workspace,
+                                                                         synthetic_master):
+    import shutil
+
+    shutil.copytree(synthetic_master, workspace / "data")
+    write_submission(workspace)
+    one_line_error(kagglesalt("submit", "-m", "demo"), "made from the synthetic data set",
+                   "kagglesalt download", "--force")
+    assert server.requests == []
+    assert kagglesalt("submit", "-m", "demo", "--force").exit_code == 0
+    assert len(server.submitted) == 1
+
+
+def test_an_ensemble_record_of_synthetic_data_refuses_its_file_on_real_data(server, with_data):
+    from kagglesalt import runs
+
+    path = write_submission(with_data)
+    runs.write_ensemble(path, runs.EnsembleRecord(path.name, [], 0.7, 0.5, 0.7, {}, "now", {},
+                                                  data_source="synthetic"))
+    one_line_error(kagglesalt("submit", "-m", "old demo"), "made from the synthetic data set")
+    assert server.requests == []
