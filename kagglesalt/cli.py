@@ -183,6 +183,10 @@ def _train_and_report(ws: Workspace, options) -> None:
         run = _crossval().run_cv(ws, options, reporter)
     finally:
         reporter.close()
+    _print_scores(run)
+
+
+def _print_scores(run) -> None:
     scores = run.scores
     for fold in scores["folds"]:
         console.print(f"fold {fold['fold'] + 1}: {fold['score']:.4f} "
@@ -203,14 +207,17 @@ def _parse_weights(text: str) -> str | list[float]:
 
 def _make_submission(ws: Workspace, run_names: tuple[str, ...], weights: str,
                      name: str | None, threshold: float | None = None,
-                     post: str = "auto") -> Path:
+                     post: str = "auto", status: bool = True) -> Path:
+    import contextlib
+
     from rich.table import Table
 
     from kagglesalt import ensemble as ensembles
 
     rule = ensembles.parse_postprocess(post)
-    with console.status("Choosing weights, threshold and post-processing on OOF, then "
-                        "writing the submission"):
+    spinner = console.status("Choosing weights, threshold and post-processing on OOF, then "
+                             "writing the submission") if status else contextlib.nullcontext()
+    with spinner:  # not inside the demo's live progress display
         result = ensembles.run_ensemble(ws, run_names, _parse_weights(weights), name,
                                         threshold, rule)
     table = Table("run", "OOF score", "weight", title="ensemble")
@@ -246,44 +253,43 @@ def ensemble(ws: Workspace, runs: tuple[str, ...], weights: str, name: str | Non
 
 
 @cli.command()
-@click.option("--train", "n_train", default=1000, show_default=True,
-              help="Synthetic training images, when the data folder is empty.")
-@click.option("--test", "n_test", default=1000, show_default=True,
-              help="Synthetic test images, when the data folder is empty.")
-@click.option("--folds", default=3, show_default=True)
-@click.option("--epochs", default=10, show_default=True)
+@click.option("--minutes", default=5.0, show_default=True, type=click.FloatRange(min=1),
+              help="Time budget of the whole demo; its data and epochs are fitted to it.")
 @click.pass_obj
-def demo(ws: Workspace, n_train: int, n_test: int, folds: int, epochs: int) -> None:
-    """The whole workflow in minutes on a CPU: data, cv of the classic U-Net, a submission.
+def demo(ws: Workspace, minutes: float) -> None:
+    """The whole workflow on a CPU within a time budget: data, CV of the classic U-Net, a
+    submission, and its score on test images the models never saw.
 
-    Uses the data folder if it holds competition data, else generates a synthetic set.
+    Uses the data folder if it holds competition data, else generates the embedded
+    default, a synthetic set sized to the budget.
     """
-    from kagglesalt import data
-    from kagglesalt import synth as synthetic
+    from kagglesalt.console import RichReporter
 
-    crossval = _crossval()
+    _crossval()  # Keras, imported quietly
+    from kagglesalt import demo as demos
 
-    if not data.has_train(ws.data_dir):
-        console.print(f"No competition data in {ws.data_dir}: generating the embedded default, "
-                      f"a synthetic set of {n_train} training and {n_test} test images.")
-        with counting("synthesising") as update:
-            synthetic.generate(ws.data_dir, n_train, n_test, progress=update)
-    # The notebook U-Net with lighter dropout, BCE + Dice and small batches learns within
-    # minutes on a CPU; its notebook defaults need far more epochs.
-    options = crossval.CVOptions(
-        "unet", folds, f"demo-unet-k{folds}-e{epochs}",
-        settings={"epochs": epochs, "seed": 42, "loss": "bce_dice", "batch_size": 16,
-                  "params": {"dropout": 0.1}})
-    _train_and_report(ws, options)
-    path = _make_submission(ws, (options.name,), "auto", None)
-    truth = ws.data_dir / synthetic.TEST_TRUTH
-    if truth.exists():
-        from kagglesalt import submission
+    reporter = RichReporter()
+    try:
+        result = demos.run_demo(ws, minutes, reporter, lambda run: _make_submission(
+            ws, (run,), "auto", None, status=False))
+    finally:
+        reporter.close()
+    _print_scores(_runs().open_run(ws.runs_dir, result.run_name))
+    console.print(f"Demo done in {result.seconds / 60:.1f} minutes ({result.plan.train} "
+                  f"training images, {result.plan.epochs} epochs per fold).")
+    if result.test_score is not None:
+        console.print(f"[bold]Test score {result.test_score:.4f}[/bold] on the "
+                      f"{result.plan.test} synthetic test images the models never saw.")
+    console.print(f"Next: `kagglesalt report` shows where the model fails; with Kaggle "
+                  f"credentials, `kagglesalt download`, `kagglesalt cv --model unet_deep` and "
+                  f"`kagglesalt submit` make a real submission ({result.submission.name} is "
+                  "synthetic, and submit refuses it).")
 
-        value, n = submission.score_files(path, truth)
-        console.print(f"[bold]Test score {value:.4f}[/bold] on the {n} synthetic test images "
-                      "the models never saw (their masks are in "
-                      f"{truth}); `kagglesalt submit` sends real submissions to Kaggle.")
+
+def _runs():
+    from kagglesalt import runs
+
+    return runs
 
 
 @cli.command()

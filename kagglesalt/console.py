@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -46,37 +47,54 @@ def counting(description: str) -> Iterator[Callable[[int, int], None]]:
 
 
 class RichReporter:
-    """Shows training progress: fold k of K, epoch, loss, validation score, ETA."""
+    """Shows training progress: one bar for the fold (epoch, loss, validation score, ETA)
+    under an optional overall bar, and a line per epoch."""
 
     def __init__(self) -> None:
         self.bar: Progress | None = None
-        self.task = None
-        self.status = ""
+        self.fold_task = self.overall_task = None
+        self.fold, self.status = "", ""
+
+    def _progress(self) -> Progress:
+        if self.bar is None:
+            self.bar = progress_bar()
+            self.bar.start()
+        return self.bar
+
+    def overall(self, description: str, total: float) -> None:
+        self.overall_task = self._progress().add_task(escape(description), total=total)
+
+    def advance(self, units: float) -> None:
+        if self.overall_task is not None:
+            self.bar.update(self.overall_task, advance=units)
 
     def fold_start(self, fold: int, folds: int, epochs: int, steps: int) -> None:
-        self.close()
-        self.bar = progress_bar()
-        self.bar.start()
-        self.fold = f"fold {fold + 1}/{folds}"
-        self.task = self.bar.add_task(self.fold, total=epochs * steps)
+        bar = self._progress()
+        if self.fold_task is not None:
+            bar.remove_task(self.fold_task)
+        self.fold, self.status = f"fold {fold + 1}/{folds}", ""
+        self.fold_task = bar.add_task(self.fold, total=epochs * steps)
 
     def batch_end(self, loss: float) -> None:
-        self.bar.update(self.task, advance=1,
+        self.bar.update(self.fold_task, advance=1,
                         description=f"{self.fold} loss {loss:.4f}{self.status}")
 
     def epoch_end(self, epoch: int, row: dict) -> None:
         self.status = f" | epoch {epoch} val {row['val_score']:.4f}"
-        self.bar.console.print(
+        self.bar.console.print(escape(
             f"  {self.fold} epoch {epoch:3d} [{row['stage']}] loss {row['loss']:.4f} "
             f"val score {row['val_score']:.4f} @ {row['val_threshold']:.2f} "
-            f"lr {row['learning_rate']:.2e}")
+            f"lr {row['learning_rate']:.2e}"))
 
     def fold_end(self, fold: int, score: float) -> None:
-        self.close()
-        err_console.print(f"[bold]{self.fold}[/bold]: out-of-fold score {score:.4f}")
+        if self.fold_task is not None:
+            self.bar.remove_task(self.fold_task)
+            self.fold_task = None
+        (self.bar.console if self.bar else err_console).print(
+            f"[bold]{escape(self.fold)}[/bold]: out-of-fold score {score:.4f}")
 
     def message(self, text: str) -> None:
-        err_console.print(text)
+        (self.bar.console if self.bar else err_console).print(escape(text))
 
     def close(self) -> None:
         if self.bar is not None:

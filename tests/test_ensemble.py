@@ -96,13 +96,18 @@ def test_post_processing_drops_specks_and_near_empty_masks():
 
 
 def test_the_demo_runs_the_whole_workflow_from_an_empty_folder(tmp_path, monkeypatch):
+    from kagglesalt import demo
+
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["demo", "--train", "40", "--test", "10", "--folds", "2",
-                                      "--epochs", "1"])
+    monkeypatch.setattr(demo, "TRAIN_SIZES", (60,))
+    monkeypatch.setattr(demo, "TEST_IMAGES", 12)
+    for name in ("MIN_EPOCHS", "GOOD_EPOCHS", "MAX_EPOCHS"):
+        monkeypatch.setattr(demo, name, 1)
+    result = CliRunner().invoke(cli, ["demo", "--minutes", "1"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert "generating the embedded default" in text and "OOF score" in text
-    assert "Test score" in text
+    assert "generating the embedded default, 60 synthetic training and 12 test" in text
+    assert "OOF score" in text and "Test score" in text and "kagglesalt submit" in text
     written = list((tmp_path / "submissions").glob("demo-unet-k2-e1-*.csv"))
     assert len(written) == 1
     table = pd.read_csv(written[0], dtype=str, keep_default_na=False)
