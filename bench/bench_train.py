@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from kagglesalt import data, inputs, plugins
+from kagglesalt.backend import keep_freed_memory
 from kagglesalt.train import Reporter, build_models, stage_plan, train_fold, training_loss
 
 
@@ -69,7 +70,12 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a training setting, e.g. --set batch_size=64")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--malloc", choices=("keep", "default"), default="keep",
+                        help="keep: as the CLI runs (backend.keep_freed_memory); default: "
+                             "glibc's own settings")
     args = parser.parse_args()
+    if args.malloc == "keep":
+        keep_freed_memory()
     overrides = {k: json.loads(v) for k, _, v in (s.partition("=") for s in args.set)}
     overrides.update(epochs=args.epochs, loss=overrides.get("loss", "bce_dice"),
                      snapshots=0)
@@ -85,8 +91,9 @@ def main() -> None:
     ours = median_epoch(clock.ends, clock.start)
     raw = raw_fit(spec, settings, images, masks, args.epochs)
     steps = len(images) // settings.batch_size
-    figures = {"model": args.model, "backend": keras.backend.backend(), "images": n,
-               "valid": v, "batch_size": settings.batch_size,
+    figures = {"model": args.model, "malloc": args.malloc,
+               "backend": keras.backend.backend(), "images": n, "valid": v,
+               "batch_size": settings.batch_size,
                "raw_epoch_s": round(raw, 3), "kagglesalt_epoch_s": round(ours, 3),
                "raw_images_per_s": round(steps * settings.batch_size / raw, 1),
                "kagglesalt_images_per_s": round(steps * settings.batch_size / ours, 1),

@@ -93,30 +93,64 @@ def _key_values(pairs: tuple[str, ...], option: str) -> dict[str, object]:
 
 
 @cli.command()
+@click.argument("name", required=False)
 @click.option("--plugins-dir", type=click.Path(file_okay=False), envvar="KAGGLESALT_PLUGINS_DIR",
               help="Folder of workspace plugin .py files [env KAGGLESALT_PLUGINS_DIR].")
-def models(plugins_dir: str | None) -> None:
-    """List the registered models: name, origin, parameters, description."""
+def models(name: str | None, plugins_dir: str | None) -> None:
+    """List the registered models, or show model NAME: its training defaults, parameters
+    and where it comes from."""
     from rich.markup import escape
     from rich.table import Table
 
     from kagglesalt import plugins
+
+    if name:
+        _show_model(plugins.get_model(name, plugins_dir))
+        return
+    found = plugins.models(plugins_dir)
+    table = Table("model", "from", "parameters", "description")
+    for model, spec in sorted(found.items()):
+        params = ", ".join(f"{k}={v}" for k, v in spec.params.items())
+        table.add_row(model, spec.source, escape(params), escape(spec.description))
+    console.print(table)
+    console.print("`kagglesalt models NAME` shows a model's training defaults")
+    for plugin, reason in plugins.broken().items():
+        console.print(f"[red]plugin {plugin} is broken and was skipped:[/red] "
+                      f"{escape(reason)}", soft_wrap=True)
+
+
+def _show_model(spec) -> None:
+    import json
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from kagglesalt import settings
     from kagglesalt.backend import import_keras
 
     import_keras()
-    found = plugins.models(plugins_dir)
-    table = Table("model", "from", "parameters", "description")
-    for name, spec in sorted(found.items()):
-        try:
-            model = spec.build(input_size=spec.default("input_size"), **spec.params)
-            count = f"{model.count_params():,}"
-        except Exception as e:  # a model that cannot be built is shown, not fatal
-            count = f"[red]cannot build: {e}[/red]"
-        table.add_row(name, spec.source, count, spec.description)
+    chosen = spec.training_settings()
+    try:
+        count = f"{spec.build(input_size=chosen.input_size, **chosen.params).count_params():,}"
+    except Exception as e:  # shown, not fatal: the defaults are still worth reading
+        count = f"cannot build: {type(e).__name__}: {e}"
+    console.print(f"[bold]{escape(spec.name)}[/bold] ({escape(spec.source)}): "
+                  f"{escape(spec.description)}; {count} weights at its defaults")
+    table = Table("setting", "cv option", "model default", "declared default",
+                  title="training defaults")
+    for f in settings.FIELDS.values():
+        if f.name == "params":
+            continue
+        value = getattr(chosen, f.name)
+        declared = settings.default(f.name)
+        table.add_row(f.name, settings.flag(f) or "(model only)",
+                      escape(json.dumps(value)),
+                      "" if value == declared else escape(json.dumps(declared)))
     console.print(table)
-    for name, reason in plugins.broken().items():
-        console.print(f"[red]plugin {name} is broken and was skipped:[/red] {escape(reason)}",
-                      soft_wrap=True)
+    params = Table("parameter (--param)", "default", title="model parameters")
+    for key, value in spec.params.items():
+        params.add_row(key, escape(json.dumps(value)))
+    console.print(params)
 
 
 def _setting_options(command):
@@ -299,14 +333,12 @@ def _runs():
 @click.pass_obj
 def oof(ws: Workspace, run: str | None, output: Path | None) -> None:
     """Write RUN's out-of-fold masks (at its OOF threshold) as a submission-format CSV."""
-    from kagglesalt import metric, runs, submission
+    from kagglesalt import runs
 
     chosen = runs.open_run(ws.runs_dir, run) if run else runs.latest(ws.runs_dir)
-    threshold = chosen.scores["oof"]["threshold"]
-    path = submission.write(output or chosen.path / "oof.csv", list(chosen.folds()["id"]),
-                            metric.binarize(chosen.oof(), threshold))
-    console.print(f"Wrote {path} (threshold {threshold:.2f}); `kagglesalt score {path}` scores "
-                  "it against train.csv")
+    path = chosen.write_oof_csv(output)
+    console.print(f"Wrote {path} (threshold {chosen.threshold:.2f}); `kagglesalt score {path}` "
+                  "scores it against train.csv")
 
 
 @cli.command()
@@ -317,6 +349,77 @@ def report(ws: Workspace, run: str | None) -> None:
     from kagglesalt import report as reports
 
     console.print(str(reports.build(ws, run)))
+
+
+@cli.command("runs")
+@click.argument("names", nargs=-1)
+@click.pass_obj
+def runs_command(ws: Workspace, names: tuple[str, ...]) -> None:
+    """List the runs, newest first; with two or more NAMES, compare them side by side."""
+    import json
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from kagglesalt import runs
+
+    if len(names) == 1:
+        raise click.UsageError("give no run to list them all, or two or more to compare")
+    if not names:
+        table = Table("run", "model", "folds", "epochs", "OOF score", "threshold", "state",
+                      "created", title=str(ws.runs_dir))
+        for run in runs.all_runs(ws.runs_dir):
+            config = run.config
+            state = "finished" if run.finished else f"{run.folds_done()}/{run.n_folds} folds"
+            table.add_row(escape(run.name), config["model"], str(run.n_folds),
+                          str(config["settings"].get("epochs", "")),
+                          f"{run.oof_score:.4f}" if run.finished else "",
+                          f"{run.threshold:.2f}" if run.finished else "", state,
+                          config.get("created", "")[:16].replace("T", " "))
+        console.print(table if table.rows else f"No runs in {ws.runs_dir}: `kagglesalt cv` "
+                      "trains one")
+        return
+    members = [runs.open_run(ws.runs_dir, n) for n in names]
+    table = Table("", *(escape(r.name) for r in members), title="runs compared")
+    for key, values in runs.differences(members).items():
+        table.add_row(escape(key), *(escape(json.dumps(v)) for v in values))
+    table.add_section()
+    for k in range(max(r.n_folds for r in members)):
+        table.add_row(f"fold {k + 1}", *(
+            "" if k >= r.n_folds or r.fold_scores()[k] is None else f"{r.fold_scores()[k]:.4f}"
+            for r in members))
+    table.add_row("[bold]OOF[/bold]", *(f"{r.oof_score:.4f}" if r.finished else "unfinished"
+                                        for r in members))
+    console.print(table)
+
+
+@cli.command()
+@click.argument("run")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--png", "png_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the masks as PNGs (<image name>.png, 0/255).")
+@click.option("--csv", type=click.Path(dir_okay=False, path_type=Path),
+              help="The masks as a submission-format CSV (id = image name).")
+@click.option("--plugins-dir", type=click.Path(file_okay=False), envvar="KAGGLESALT_PLUGINS_DIR",
+              help="Folder of workspace plugin .py files [env KAGGLESALT_PLUGINS_DIR].")
+@click.pass_obj
+def predict(ws: Workspace, run: str, images: tuple[Path, ...], png_dir: Path | None,
+            csv: Path | None, plugins_dir: str | None) -> None:
+    """Salt masks for new 101x101 IMAGES (PNG files or folders) with RUN's fold models,
+    flip TTA, threshold and post-processing."""
+    from kagglesalt import runs
+
+    if png_dir is None and csv is None:
+        raise click.UsageError("say where the masks go: --png FOLDER and/or --csv FILE")
+    _crossval()  # Keras, imported quietly
+    from kagglesalt import infer
+
+    chosen = runs.open_run(ws.runs_dir, run)
+    with console.status(f"Predicting with the models of {chosen.name}"):
+        ids, masks = infer.predict_files(chosen, images, png_dir, csv, plugins_dir)
+    salty = int(masks.reshape(len(masks), -1).any(axis=1).sum())
+    where = " and ".join(str(p) for p in (png_dir, csv) if p is not None)
+    console.print(f"{len(ids)} masks ({salty} with salt) written to {where}")
 
 
 def _warn(text: str) -> None:

@@ -7,6 +7,7 @@ This is the driver: it checks the options, reads the data, trains each unfinishe
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.metadata
 import sys
 import time
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from kagglesalt import __version__, data, folds, metric, plugins, settings
+from kagglesalt import __version__, data, folds, metric, plugins, postprocess, settings
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.runs import Run
 from kagglesalt.train import Reporter, train_fold
@@ -140,8 +141,10 @@ def _finish(run: Run, train: data.Split, test: data.Split, assignment: np.ndarra
         total //= n_folds
         total = total.astype(np.uint8)
     search = metric.threshold_curve(train.masks, oof)
+    post = postprocess.search(train.masks, metric.binarize(oof, search.threshold))
     run.finish(oof, total, {
         "oof": {"score": search.score, "threshold": search.threshold},
+        "postprocess": {**dataclasses.asdict(post.best), "score": post.score},
         "folds": summaries,
         "curve": {"thresholds": search.thresholds.round(4).tolist(),
                   "scores": search.scores.round(6).tolist()},

@@ -129,7 +129,7 @@ def load_train(data_dir: str | os.PathLike, progress: Progress | None = None,
                                                    data_dir / "depths.csv"])
 
     def build() -> dict[str, np.ndarray]:
-        images = _read_images(image_files, _read_image, progress)
+        images = _read_images(image_files, read_image, progress)
         masks = _read_images(mask_files, _read_mask, progress)
         if table is not None:
             _check_rle_agrees(table, ids, masks, data_dir / "train.csv")
@@ -161,7 +161,7 @@ def load_test(data_dir: str | os.PathLike, progress: Progress | None = None,
     key = _fingerprint(files + [sample, data_dir / "depths.csv"])
 
     def build() -> dict[str, np.ndarray]:
-        return {"images": _read_images(files, _read_image, progress)}
+        return {"images": _read_images(files, read_image, progress)}
 
     arrays = _cached(Path(cache_dir or data_dir / CACHE_DIR) / "test", key, build)
     return Split(np.array(ids), arrays["images"], None, _depths(data_dir, ids))
@@ -212,7 +212,8 @@ def _read_png(path: Path) -> np.ndarray:
     return image
 
 
-def _read_image(path: Path) -> np.ndarray:
+def read_image(path: Path) -> np.ndarray:
+    """A competition image as uint8 (101, 101); KaggleSaltError names a bad file."""
     image = _read_png(path)
     if image.ndim == 3:
         image = image[:, :, 0]

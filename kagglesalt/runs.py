@@ -60,6 +60,44 @@ class Run:
     def finished(self) -> bool:
         return (self.path / "scores.json").exists()
 
+    @property
+    def n_folds(self) -> int:
+        return int(self.config["folds"])
+
+    def folds_done(self) -> int:
+        return sum(self.fold_summary(k) is not None for k in range(self.n_folds))
+
+    @property
+    def oof_score(self) -> float | None:
+        return self.scores["oof"]["score"] if self.finished else None
+
+    @property
+    def threshold(self) -> float:
+        """The probability threshold chosen on the run's OOF predictions."""
+        return self.scores["oof"]["threshold"]
+
+    def postprocess(self):
+        """The post-processing chosen on the run's OOF (none for runs made before it was)."""
+        from kagglesalt.postprocess import PostProcess
+
+        chosen = self.scores.get("postprocess") or {}
+        return PostProcess(chosen.get("min_component", 0), chosen.get("min_area", 0))
+
+    def fold_scores(self) -> list[float | None]:
+        return [(s or {}).get("score") for s in map(self.fold_summary, range(self.n_folds))]
+
+    def settings(self):
+        from kagglesalt.settings import from_config
+
+        return from_config(self.config["settings"])
+
+    def write_oof_csv(self, path: str | os.PathLike | None = None) -> Path:
+        """The out-of-fold masks at the OOF threshold as a submission-format CSV."""
+        from kagglesalt import metric, submission
+
+        return submission.write(path or self.path / "oof.csv", list(self.folds()["id"]),
+                                metric.binarize(self.oof(), self.threshold))
+
     def folds(self) -> pd.DataFrame:
         return folds.read_folds(self.path / "folds.csv")
 
@@ -145,8 +183,34 @@ def open_run(runs_dir: str | os.PathLike, name: str | os.PathLike) -> Run:
     if not (path / "config.json").exists():
         path = Path(runs_dir) / name
     if not (path / "config.json").exists():
-        raise KaggleSaltError(f"no run '{name}' in {runs_dir}: `ls {runs_dir}` shows the runs")
+        raise KaggleSaltError(f"no run '{name}' in {runs_dir}: `kagglesalt runs` lists them")
     return Run(path)
+
+
+def all_runs(runs_dir: str | os.PathLike) -> list[Run]:
+    """Every run, finished or not, newest first."""
+    root = Path(runs_dir)
+    found = [Run(p) for p in root.iterdir() if (p / "config.json").exists()] \
+        if root.is_dir() else []
+    return sorted(found, key=lambda r: (r.config.get("created", ""), r.name), reverse=True)
+
+
+def differences(members: list[Run]) -> dict[str, list[Any]]:
+    """The settings (and model, folds, data) in which runs differ: key -> value per run."""
+    def flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in config.items():
+            if isinstance(value, dict) and value:
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    flats = [flat({k: r.config.get(k) for k in ("model", "folds", "settings")}
+                  | {"data": r.config.get("data", {}).get("fingerprint")}) for r in members]
+    keys = sorted(set().union(*flats))
+    return {k: [f.get(k, "") for f in flats] for k in keys
+            if len({json.dumps(f.get(k, ""), sort_keys=True) for f in flats}) > 1}
 
 
 def finished_runs(runs_dir: str | os.PathLike) -> list[Run]:

@@ -101,7 +101,7 @@ def test_the_demo_runs_the_whole_workflow_from_an_empty_folder(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(demo, "TRAIN_SIZES", (60,))
     monkeypatch.setattr(demo, "TEST_IMAGES", 12)
-    for name in ("MIN_EPOCHS", "GOOD_EPOCHS", "MAX_EPOCHS"):
+    for name in ("MIN_EPOCHS", "MAX_EPOCHS"):
         monkeypatch.setattr(demo, name, 1)
     result = CliRunner().invoke(cli, ["demo", "--minutes", "1"])
     assert result.exit_code == 0, result.output
