@@ -29,7 +29,7 @@ def two_runs(tmp_path_factory, synthetic_master):
 
 def invoke(ws, *args):
     result = CliRunner().invoke(cli, ["--data-dir", str(ws.data_dir), "--runs-dir",
-                                      str(ws.runs_dir), *args], terminal_width=200)
+                                      str(ws.runs_dir), *args], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -97,7 +97,7 @@ def test_predict_refuses_what_is_not_there(two_runs, tmp_path):
 
 
 def test_models_name_shows_the_training_defaults_and_parameters():
-    output = CliRunner().invoke(cli, ["models", "unet_deep"], terminal_width=200).output
+    output = CliRunner().invoke(cli, ["models", "unet_deep"], env={"COLUMNS": "200"}).output
     assert "5,117,170 weights" in output
     lines = {line.split("│")[1].strip(): line for line in output.splitlines()
              if line.count("│") >= 4}

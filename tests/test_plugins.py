@@ -32,7 +32,7 @@ def test_shipped_models_register_through_the_hooks():
 def test_models_command_lists_name_origin_parameters_and_description(tmp_path):
     shutil.copy(EXAMPLES / "tiny_model.py", tmp_path)
     result = CliRunner().invoke(cli, ["models", "--plugins-dir", str(tmp_path)],
-                                terminal_width=200)
+                                env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "start_filters=16" in result.output  # unet_deep's parameters, nothing built
     assert "tiny" in result.output and "plugins dir" in result.output

@@ -23,7 +23,7 @@ def fresh_plugins():
 
 
 def test_every_declared_setting_is_a_cv_option_with_its_help():
-    result = CliRunner().invoke(cli, ["cv", "--help"], terminal_width=200)
+    result = CliRunner().invoke(cli, ["cv", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     help_text = " ".join(result.output.split())
     for f in dataclasses.fields(settings.TrainSettings):
