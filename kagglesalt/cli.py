@@ -221,12 +221,12 @@ def _train_and_report(ws: Workspace, options) -> None:
 
 
 def _print_scores(run) -> None:
-    scores = run.scores
-    for fold in scores["folds"]:
-        console.print(f"fold {fold['fold'] + 1}: {fold['score']:.4f} "
-                      f"(threshold {fold['threshold']:.2f}, best epoch {fold['best_epoch']})")
-    console.print(f"[bold]OOF score {scores['oof']['score']:.4f}[/bold] at threshold "
-                  f"{scores['oof']['threshold']:.2f}; run folder {run.path}")
+    for k in range(run.n_folds):
+        fold = run.fold_summary(k)
+        console.print(f"fold {k + 1}: {fold['score']:.4f} (threshold {fold['threshold']:.2f}, "
+                      f"best epoch {fold['best_epoch']}, {fold.get('models', 1)} model(s))")
+    console.print(f"[bold]OOF score {run.oof_score:.4f}[/bold] at threshold "
+                  f"{run.threshold:.2f}; run folder {run.path}")
 
 
 def _parse_weights(text: str) -> str | list[float]:
@@ -440,14 +440,9 @@ competition_option = click.option(
 def download(ws: Workspace, competition: str, force: bool) -> None:
     """Download the competition files into the data folder, unpacked in the Kaggle layout."""
     from kagglesalt import kaggle
-    from kagglesalt.console import download_bar
+    from kagglesalt.console import downloading
 
-    with download_bar() as bar:
-        task = bar.add_task(f"downloading {competition}", total=None)
-
-        def update(done: int, total: int | None) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with downloading(f"downloading {competition}") as update:
         outcome = kaggle.download(ws.data_dir, competition, force, update, _warn)
     console.print(outcome)
 

@@ -35,6 +35,28 @@ def download_bar() -> Progress:
 
 
 @contextlib.contextmanager
+def downloading(description: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A byte progress bar that appears with the first bytes, so nothing flashes on the
+    screen before an error such as missing credentials."""
+    bar: Progress | None = None
+    task = None
+
+    def update(done: int, total: int | None) -> None:
+        nonlocal bar, task
+        if bar is None:
+            bar = download_bar()
+            bar.start()
+            task = bar.add_task(description, total=total)
+        bar.update(task, completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
+@contextlib.contextmanager
 def counting(description: str) -> Iterator[Callable[[int, int], None]]:
     """A progress bar driven by callbacks `update(done, total)`."""
     with progress_bar() as bar:

@@ -119,6 +119,8 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
                  post: str | postprocess.PostProcess = "auto") -> EnsembleResult:
     """Combine runs into `submissions/<name>.csv` and its record. Weights, the threshold and
     the post-processing are chosen on OOF unless given."""
+    if isinstance(post, str) and post != "auto":
+        post = parse_postprocess(post)
     if threshold is not None and not 0 < threshold < 1:
         raise KaggleSaltError(f"--threshold {threshold}: give a probability between 0 and 1")
     members = [runs.open_run(ws.runs_dir, n) for n in run_names] or [runs.latest(ws.runs_dir)]
@@ -170,7 +172,7 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
     for start in range(0, len(test_ids), TEST_CHUNK):
         levels = combine(tests, chosen, slice(start, start + TEST_CHUNK))
         rles += rle.encode(rule(metric.binarize(levels, cut)))
-    member_rows = [Member(r.name, r.scores["oof"]["score"], w)
+    member_rows = [Member(r.name, r.oof_score, w)
                    for r, w in zip(members, chosen, strict=True)]
     threshold_score = metric.score(train.masks, binary)
     submission.write_rles(path, test_ids, rles)

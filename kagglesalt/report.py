@@ -54,7 +54,7 @@ def _figure_png(fig) -> str:
 def _run_subject(run: runs.Run) -> Subject:
     scores = run.scores
     return Subject(f"run {run.name}", run.path / "report.html", run.config, scores,
-                   np.asarray(run.oof()), scores["oof"]["threshold"], [], [run])
+                   np.asarray(run.oof()), run.threshold, [], [run], run.postprocess())
 
 
 def _ensemble_subject(ws: Workspace, record_path: Path) -> Subject:

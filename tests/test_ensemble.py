@@ -5,7 +5,18 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from kagglesalt import cv, ensemble, ledger, plugins, synth
+from kagglesalt import (
+    cv,
+    data,
+    ensemble,
+    ledger,
+    metric,
+    plugins,
+    postprocess,
+    runs,
+    submission,
+    synth,
+)
 from kagglesalt.cli import cli
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.workspace import Workspace
@@ -39,9 +50,16 @@ def test_two_runs_make_a_valid_submission_scored_on_the_hidden_truth(two_runs):
     assert list(table["id"]) == list(sample["id"])
     truth = pd.read_csv(ws.data_dir / synth.TEST_TRUTH, dtype=str, keep_default_na=False)
     truth = dict(zip(truth["id"], truth["rle_mask"], strict=True))
-    ours = [reference.decode(r) for r in table["rle_mask"]]
+    ours = np.array([reference.decode(r) for r in table["rle_mask"]])
     hidden = [reference.decode(truth[i]) for i in table["id"]]
-    assert 0 <= reference.score(hidden, ours) <= 1
+    # The CSV holds the weighted mean of the runs' test levels, cut at the OOF threshold and
+    # post-processed, and scores on the hidden masks what `kagglesalt score` says it does.
+    weights = [m.weight for m in result.members]
+    expected = result.postprocess(metric.binarize(
+        ensemble.combine([a.test(), b.test()], weights), result.threshold))
+    assert np.array_equal(ours, expected)
+    assert submission.score_files(result.path, ws.data_dir / synth.TEST_TRUTH)[0] == \
+        pytest.approx(reference.score(hidden, ours), abs=1e-12)
     best_single = max(a.scores["oof"]["score"], b.scores["oof"]["score"])
     assert result.oof_score >= best_single
     assert sum(m.weight for m in result.members) == pytest.approx(1.0)
@@ -113,3 +131,51 @@ def test_the_demo_runs_the_whole_workflow_from_an_empty_folder(tmp_path, monkeyp
     table = pd.read_csv(written[0], dtype=str, keep_default_na=False)
     sample = pd.read_csv(tmp_path / "data" / "sample_submission.csv", dtype=str)
     assert list(table["id"]) == list(sample["id"])
+
+
+def test_weights_are_fitted_for_more_than_three_runs():
+    rng = np.random.default_rng(0)
+    truth = np.zeros((40, 101, 101), bool)
+    for m in truth[10:]:
+        top, left = rng.integers(0, 60, 2)
+        m[top:top + 30, left:left + 30] = True
+    right = (truth * 200 + 20).astype(np.uint8)
+    noise = [rng.integers(0, 256, truth.shape).astype(np.uint8) for _ in range(4)]
+    weights = ensemble.fit_weights(truth, [noise[0], noise[1], right, noise[2], noise[3]])
+    assert len(weights) == 5 and sum(weights) == pytest.approx(1.0)
+    assert weights[2] == max(weights) and weights[2] > 0.5
+    assert metric.threshold_curve(truth, ensemble.combine(
+        [noise[0], noise[1], right, noise[2], noise[3]], weights)).score == 1.0
+
+
+def test_the_post_processing_search_picks_the_rule_that_scores_best():
+    truth = np.zeros((6, 40, 40), bool)
+    truth[:3, 5:25, 5:25] = True  # three salty images, three empty
+    pred = truth.copy()
+    pred[:3, 35, 35] = True  # a speck beside each body
+    pred[3:, 10:13, 10:13] = True  # 9 px of false salt on the empty images
+    found = postprocess.search(truth, pred)
+    assert found.table[(0, 0)] == 0.5  # the empty images score 0 as predicted
+    assert found.table[(10, 0)] == found.table[(0, 10)] == found.score == 1.0
+    assert found.best == postprocess.PostProcess(0, 10)  # ties go to the gentler rule
+    assert found.table[(0, 800)] == 0.5  # a rule too strong empties the salt too
+
+
+def test_threshold_and_post_processing_can_be_given(two_runs):
+    ws, a, _, _ = two_runs
+    result = ensemble.run_ensemble(ws, ["narrow"], name="given", threshold=0.3,
+                                   post=ensemble.parse_postprocess("min_component=5,min_area=7"))
+    assert result.threshold == 0.3 and result.postprocess == postprocess.PostProcess(5, 7)
+    assert "threshold and post-processing given" in result.chosen
+    oof = a.oof()
+    expected = metric.score(data.load_train(ws.data_dir).masks,
+                            postprocess.PostProcess(5, 7)(metric.binarize(oof, 0.3)))
+    assert result.oof_score == pytest.approx(expected)
+    record = runs.read_ensemble(result.path)
+    assert record.threshold == 0.3 and record.postprocess == {"min_component": 5,
+                                                              "min_area": 7}
+    none = ensemble.run_ensemble(ws, ["narrow"], name="plain", post="none")
+    assert none.postprocess == postprocess.PostProcess() and none.oof_score == \
+        pytest.approx(none.threshold_score)
+    with pytest.raises(KaggleSaltError, match="--postprocess 'big'"):
+        ensemble.parse_postprocess("big")

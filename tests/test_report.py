@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from kagglesalt import cv, ensemble, plugins, report
+from kagglesalt import cv, data, ensemble, plugins, report
 from kagglesalt.cli import cli
 from kagglesalt.workspace import Workspace
 
@@ -104,3 +104,22 @@ def test_headless_chromium_renders_every_figure(workspace, tmp_path):
     rendered = re.search(r'data-rendered="(\d+)/(\d+)"', out.stdout)
     assert rendered, out.stderr[-2000:]
     assert rendered.group(1) == rendered.group(2) == "5"
+
+
+def failure_counts(text: str) -> list[str]:
+    table = text.split("<th>failure</th>")[1].split("</table>")[0]
+    return re.findall(r"<td>(\d+)</td>", table)
+
+
+def test_an_ensemble_report_judges_the_ensembles_final_masks(workspace):
+    train = data.load_train(workspace.data_dir)
+    empty, salty = int((train.coverage == 0).sum()), int((train.coverage > 0).sum())
+    # A threshold near 0 calls every image salty; a huge minimum area empties every mask.
+    ensemble.run_ensemble(workspace, ["tiny-run"], name="all-salt", threshold=0.001,
+                          post="none")
+    ensemble.run_ensemble(workspace, ["tiny-run"], name="emptied", threshold=0.001,
+                          post="min_component=0,min_area=20000")
+    salted = failure_counts(report.build(workspace, "all-salt").read_text())
+    emptied = failure_counts(report.build(workspace, "emptied").read_text())
+    assert salted[:4] == [str(empty), str(empty), "0", str(salty)]
+    assert emptied[:4] == ["0", str(empty), str(salty), str(salty)]
