@@ -187,16 +187,27 @@ def _setting_options(command):
 @click.option("--name", help="Run name [MODEL-kFOLDS-sSEED]; rerunning resumes it.")
 @click.option("--plugins-dir", type=click.Path(file_okay=False), envvar="KAGGLESALT_PLUGINS_DIR",
               help="Folder of workspace plugin .py files [env KAGGLESALT_PLUGINS_DIR].")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
+              metavar="[ADDRESS]",
+              help="Train folds in parallel on Ray: alone, a local instance; 'auto' or "
+                   "ray://host:port joins a cluster (pip install 'kagglesalt[ray]').")
+@click.option("--cpus-per-fold", default=1.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), help="With --ray: CPUs a fold takes.")
+@click.option("--gpus-per-fold", type=click.FloatRange(min=0),
+              help="With --ray: GPUs a fold takes, 0.5 to share one [1 where the cluster has "
+                   "GPUs, else 0].")
 @_setting_options
 @click.pass_obj
 def cv(ws: Workspace, model: str, folds: int, name: str | None, plugins_dir: str | None,
+       ray_address: str | None, cpus_per_fold: float, gpus_per_fold: float | None,
        **given) -> None:
     """Stratified K-fold training with OOF scores, threshold search and TTA test predictions."""
     crossval = _crossval()
     for key in ("params", "augment"):
         given[key] = _key_values(given[key], f"--{'param' if key == 'params' else key}") \
             if given[key] else None
-    _train_and_report(ws, crossval.CVOptions(model, folds, name, plugins_dir, given))
+    _train_and_report(ws, crossval.CVOptions(model, folds, name, plugins_dir, given,
+                                             ray_address, cpus_per_fold, gpus_per_fold))
 
 
 def _crossval():

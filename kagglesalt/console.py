@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -69,19 +70,26 @@ def counting(description: str) -> Iterator[Callable[[int, int], None]]:
 
 
 class RichReporter:
-    """Shows training progress: one bar for the fold (epoch, loss, validation score, ETA)
-    under an optional overall bar, and a line per epoch."""
+    """Shows training progress: a bar per running fold (epoch, loss, validation score, ETA;
+    several at once when folds train in parallel) under an optional overall bar, and a line
+    per epoch."""
 
     def __init__(self) -> None:
         self.bar: Progress | None = None
-        self.fold_task = self.overall_task = None
-        self.fold, self.status = "", ""
+        self.overall_task = None
+        self.folds: dict[int, Any] = {}  # fold -> its task
+        self.steps: dict[int, int] = {}
+        self.status: dict[int, str] = {}
+        self.current = 0  # the fold whose batches arrive (local training)
 
     def _progress(self) -> Progress:
         if self.bar is None:
             self.bar = progress_bar()
             self.bar.start()
         return self.bar
+
+    def _print(self, text: str) -> None:
+        (self.bar.console if self.bar else err_console).print(text)
 
     def overall(self, description: str, total: float) -> None:
         self.overall_task = self._progress().add_task(escape(description), total=total)
@@ -90,33 +98,42 @@ class RichReporter:
         if self.overall_task is not None:
             self.bar.update(self.overall_task, advance=units)
 
+    @staticmethod
+    def _name(fold: int, folds: int) -> str:
+        return f"fold {fold + 1}/{folds}"
+
     def fold_start(self, fold: int, folds: int, epochs: int, steps: int) -> None:
-        bar = self._progress()
-        if self.fold_task is not None:
-            bar.remove_task(self.fold_task)
-        self.fold, self.status = f"fold {fold + 1}/{folds}", ""
-        self.fold_task = bar.add_task(self.fold, total=epochs * steps)
+        self.total_folds, self.current = folds, fold
+        self.steps[fold], self.status[fold] = steps, ""
+        self.folds[fold] = self._progress().add_task(self._name(fold, folds),
+                                                     total=epochs * steps)
 
     def batch_end(self, loss: float) -> None:
-        self.bar.update(self.fold_task, advance=1,
-                        description=f"{self.fold} loss {loss:.4f}{self.status}")
+        fold = self.current
+        name = self._name(fold, self.total_folds)
+        self.bar.update(self.folds[fold], advance=1,
+                        description=f"{name} loss {loss:.4f}{self.status[fold]}")
 
     def epoch_end(self, epoch: int, row: dict) -> None:
-        self.status = f" | epoch {epoch} val {row['val_score']:.4f}"
-        self.bar.console.print(escape(
-            f"  {self.fold} epoch {epoch:3d} [{row['stage']}] loss {row['loss']:.4f} "
+        fold = row.get("fold", self.current)
+        name = self._name(fold, self.total_folds)
+        self.status[fold] = f" | epoch {epoch} val {row['val_score']:.4f}"
+        self.bar.update(self.folds[fold], completed=epoch * self.steps[fold],
+                        description=f"{name} loss {row['loss']:.4f}{self.status[fold]}")
+        self._print(escape(
+            f"  {name} epoch {epoch:3d} [{row['stage']}] loss {row['loss']:.4f} "
             f"val score {row['val_score']:.4f} @ {row['val_threshold']:.2f} "
             f"lr {row['learning_rate']:.2e}"))
 
     def fold_end(self, fold: int, score: float) -> None:
-        if self.fold_task is not None:
-            self.bar.remove_task(self.fold_task)
-            self.fold_task = None
-        (self.bar.console if self.bar else err_console).print(
-            f"[bold]{escape(self.fold)}[/bold]: out-of-fold score {score:.4f}")
+        task = self.folds.pop(fold, None)
+        if task is not None:
+            self.bar.remove_task(task)
+        self._print(f"[bold]{escape(self._name(fold, self.total_folds))}[/bold]: "
+                    f"out-of-fold score {score:.4f}")
 
     def message(self, text: str) -> None:
-        (self.bar.console if self.bar else err_console).print(escape(text))
+        self._print(escape(text))
 
     def close(self) -> None:
         if self.bar is not None:

@@ -34,6 +34,9 @@ class CVOptions:
     name: str | None = None
     plugins_dir: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    ray: str | None = None  # None: folds one after another here; else a Ray address or "local"
+    cpus_per_fold: float = 1.0
+    gpus_per_fold: float | None = None  # None: 1 where the Ray cluster has GPUs, else 0
 
 
 def no_data_message(data_dir: str | Path) -> str:
@@ -79,6 +82,12 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None) 
     finished fold is started over rather than refused."""
     reporter = reporter or Reporter()
     spec, chosen = prepare(ws, options)
+    cluster = None
+    if options.ray is not None:
+        from kagglesalt import distributed
+
+        cluster = distributed.connect(options.ray, options.cpus_per_fold,
+                                      options.gpus_per_fold)
     reporter.message(f"Reading the data set in {ws.data_dir} (decoded once, then cached)")
     train = data.load_train(ws.data_dir)
     test = data.load_test(ws.data_dir)
@@ -109,7 +118,7 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None) 
                          "already trained")
     run.start(config, train.ids, assignment, test.ids)
 
-    summaries = []
+    pending = []
     for k in range(options.folds):
         summary = run.fold_summary(k)
         if summary is not None:
@@ -117,13 +126,19 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None) 
                              f"score {summary['score']:.4f}")
         else:
             run.clear_fold(k)  # a fold cut short starts over
+            pending.append(k)
+    if cluster is not None:
+        distributed.train_folds(cluster, options.model, settings.as_config(chosen),
+                                train.images, train.masks, assignment, test.images, pending,
+                                options.folds, options.plugins_dir, run.write_fold, reporter)
+    else:
+        for k in pending:
             valid = assignment == k
-            result = train_fold(spec, chosen, train.images[~valid], train.masks[~valid],
-                                train.images[valid], train.masks[valid], test.images, k,
-                                options.folds, reporter)
-            summary = run.write_fold(result)
-        summaries.append(summary)
-    return _finish(run, train, test, assignment, summaries)
+            run.write_fold(train_fold(spec, chosen, train.images[~valid], train.masks[~valid],
+                                      train.images[valid], train.masks[valid], test.images, k,
+                                      options.folds, reporter))
+    return _finish(run, train, test, assignment,
+                   [run.fold_summary(k) for k in range(options.folds)])
 
 
 def _finish(run: Run, train: data.Split, test: data.Split, assignment: np.ndarray,

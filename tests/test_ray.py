@@ -1,0 +1,153 @@
+"""Folds on Ray (`cv --ray`): a local instance of this machine's CPUs, a tiny model."""
+
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from kagglesalt import cv, distributed, plugins  # noqa: E402
+from kagglesalt.errors import KaggleSaltError  # noqa: E402
+from kagglesalt.train import Reporter  # noqa: E402
+from kagglesalt.workspace import Workspace  # noqa: E402
+
+pytestmark = pytest.mark.ray
+EXAMPLES = Path(__file__).parent / "plugin_examples"
+SETTINGS = {"epochs": 3, "seed": 4, "learning_rate": 1e-2}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    distributed.connect(distributed.LOCAL)
+    yield
+    distributed.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def fresh_plugins():
+    plugins.reset()
+    yield
+    plugins.reset()
+
+
+def options(name, plugins_dir=EXAMPLES, ray_address=distributed.LOCAL, **settings):
+    return cv.CVOptions("tiny", 3, name, str(plugins_dir), {**SETTINGS, **settings},
+                        ray_address)
+
+
+class Recorder(Reporter):
+    def __init__(self, interrupt_at_fold_start=None):
+        self.starts, self.epochs, self.ends = [], 0, []
+        self.interrupt = interrupt_at_fold_start
+
+    def fold_start(self, fold, folds, epochs, steps):
+        self.starts.append(fold)
+        if self.interrupt and len(self.starts) == self.interrupt:
+            raise KeyboardInterrupt
+
+    def epoch_end(self, epoch, row):
+        self.epochs += 1
+
+    def fold_end(self, fold, score):
+        self.ends.append(fold)
+
+
+def test_ray_gives_the_folds_scores_and_files_of_the_local_run(synthetic_master, tmp_path):
+    ws = Workspace(synthetic_master, tmp_path / "runs", tmp_path / "subs")
+    recorder = Recorder()
+    on_ray = cv.run_cv(ws, options("on-ray"), recorder)
+    local = cv.run_cv(ws, options("local", ray_address=None))
+    assert sorted(recorder.ends) == [0, 1, 2] and recorder.epochs == 9
+    files = sorted(str(p.relative_to(local.path)) for p in local.path.rglob("*"))
+    assert sorted(str(p.relative_to(on_ray.path)) for p in on_ray.path.rglob("*")) == files
+    assert on_ray.folds().equals(local.folds())
+    # Same seed, same batches, same single-threaded CPU math: the same predictions.
+    assert on_ray.fold_scores() == local.fold_scores()
+    assert np.abs(on_ray.oof().astype(int) - local.oof().astype(int)).max() <= 1
+    assert on_ray.oof().std() > 0  # the models learned something to compare
+    assert json.loads((on_ray.path / "config.json").read_text())["settings"] == \
+        local.config["settings"]
+
+
+def test_a_worker_killed_mid_fold_is_retried_and_the_run_finishes(synthetic_master,
+                                                                  tmp_path):
+    marker = tmp_path / "died-once"
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    source = (EXAMPLES / "tiny_model.py").read_text()
+    (folder / "dying.py").write_text(source.replace(
+        "def build(input_size=32, width=4):\n",
+        textwrap.dedent(f"""\
+            def build(input_size=32, width=4):
+                import os
+                from pathlib import Path
+                if not Path({str(marker)!r}).exists():
+                    Path({str(marker)!r}).touch()
+                    os._exit(1)  # the worker process dies mid-fold, once
+            """)))
+    ws = Workspace(synthetic_master, tmp_path / "runs", tmp_path / "subs")
+    run = cv.run_cv(ws, options("retried", folder))
+    assert marker.exists() and run.finished and run.folds_done() == 3
+
+
+def test_an_interrupted_ray_run_resumes_without_retraining_finished_folds(synthetic_master,
+                                                                          tmp_path):
+    ws = Workspace(synthetic_master, tmp_path / "runs", tmp_path / "subs")
+    with pytest.raises(KeyboardInterrupt):  # at the start of the third fold
+        cv.run_cv(ws, options("cut"), Recorder(interrupt_at_fold_start=3))
+    run = cv.Run(tmp_path / "runs" / "cut")
+    finished = run.folds_done()
+    assert 1 <= finished < 3 and not run.finished
+    recorder = Recorder()
+    run = cv.run_cv(ws, options("cut"), recorder)
+    assert run.finished and len(recorder.starts) == 3 - finished
+    assert recorder.epochs == 3 * (3 - finished)
+
+
+def test_a_workspace_plugin_only_the_driver_has_trains_on_the_workers(synthetic_master,
+                                                                      tmp_path):
+    folder = tmp_path / "driver-only"
+    folder.mkdir()
+    seen = tmp_path / "loaded-from.txt"
+    source = (EXAMPLES / "tiny_model.py").read_text()
+    (folder / "remote_tiny.py").write_text(source.replace(
+        "def build(input_size=32, width=4):\n",
+        "def build(input_size=32, width=4):\n"
+        f"    open({str(seen)!r}, 'a').write(__file__ + '\\n')\n"))
+    ws = Workspace(synthetic_master, tmp_path / "runs", tmp_path / "subs")
+    run = cv.run_cv(ws, options("shipped", folder))
+    assert run.finished
+    loaded = set(seen.read_text().split())
+    # Built three times, never from the driver's folder: the source travelled with the task.
+    assert len(seen.read_text().split()) == 3
+    assert all(not path.startswith(str(folder)) for path in loaded)
+
+
+def test_a_fold_asking_for_more_than_the_cluster_has_is_one_line(synthetic_master,
+                                                                 tmp_path):
+    ws = Workspace(synthetic_master, tmp_path / "runs", tmp_path / "subs")
+    with pytest.raises(KaggleSaltError, match="one fold asks for 1 GPU"):
+        cv.run_cv(ws, cv.CVOptions("tiny", 3, "greedy", str(EXAMPLES), SETTINGS,
+                                   distributed.LOCAL, 1.0, 1.0))
+    with pytest.raises(KaggleSaltError, match="asks for 64 CPU"):
+        cv.run_cv(ws, cv.CVOptions("tiny", 3, "greedy", str(EXAMPLES), SETTINGS,
+                                   distributed.LOCAL, 64.0))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_cluster_that_cannot_be_reached_is_one_line_before_any_work(synthetic_master,
+                                                                      tmp_path):
+    from click.testing import CliRunner
+
+    from kagglesalt.cli import cli
+
+    result = CliRunner().invoke(cli, [
+        "--data-dir", str(synthetic_master), "--runs-dir", str(tmp_path / "runs"), "cv",
+        "--model", "tiny", "--plugins-dir", str(EXAMPLES), "--ray", "ray://127.0.0.1:9"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "cannot reach a Ray cluster at ray://127.0.0.1:9" in result.output
+    assert "ray start --head" in result.output
+    assert not (tmp_path / "runs").exists()
