@@ -129,9 +129,13 @@ def test_cv_command_trains_and_prints_the_oof_score(synthetic_data, tmp_path):
     result = CliRunner().invoke(cli, [
         "--data-dir", str(synthetic_data), "--runs-dir", str(tmp_path / "runs"),
         "cv", "--model", "tiny", "--folds", "2", "--epochs", "1", "--plugins-dir", EXAMPLES,
-        "--param", "width=3", "--augment", "brightness=0.1", "--loss", "bce+lovasz"])
+        "--param", "width=3", "--augment", "brightness=0.1", "--loss", "bce+lovasz",
+        "--epochs", "2"])
     assert result.exit_code == 0, result.output
     assert "OOF score" in result.output
+    # stage labels survive rich's markup; epochs and folds are numbered from 1
+    assert "fold 1/2 epoch   1 [bce_dice]" in result.output
+    assert "fold 2/2 epoch   2 [lovasz]" in result.output
     config = json.loads((tmp_path / "runs" / "tiny-k2-s42" / "config.json").read_text())
     assert config["settings"]["params"] == {"width": 3}
     assert config["settings"]["augment"] == {"brightness": 0.1}
