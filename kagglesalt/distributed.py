@@ -134,8 +134,12 @@ def _board_class():
 
 def _fold_task(model: str, plugin_files: dict[str, str], settings_config: dict[str, Any],
                images: np.ndarray, masks: np.ndarray, assignment: np.ndarray,
-               test_images: np.ndarray, fold: int, folds: int, board) -> Any:
+               test_images: np.ndarray, fold: int, folds: int, board,
+               gpu_share: float) -> Any:
     """One fold on a worker: the model's plugin loaded there, `train.train_fold` called."""
+    if 0 < gpu_share < 1:
+        # JAX takes 75% of a GPU's memory up front; folds sharing one must take their part.
+        os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 * gpu_share:.2f}")
     from kagglesalt import plugins
     from kagglesalt.backend import import_keras, keep_freed_memory
     from kagglesalt.settings import from_config
@@ -179,7 +183,7 @@ def train_folds(cluster: Cluster, model: str, settings_config: dict[str, Any],
         max_retries=MAX_RETRIES, retry_exceptions=False)
     plugin_files = workspace_plugins(plugins_dir)
     running = {task.remote(model, plugin_files, settings_config, *refs[:3], refs[3], k,
-                           folds, board): k for k in pending}
+                           folds, board, cluster.gpus_per_fold): k for k in pending}
     reporter.message(f"Training folds {', '.join(str(k + 1) for k in pending)} on "
                      f"{cluster.describe()}")
     try:

@@ -10,6 +10,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "tgs-salt"
 
 
+@pytest.fixture(autouse=True)
+def fresh_plugins():
+    """Every test starts with a fresh plugin manager (plugins load again on first use)."""
+    from kagglesalt import plugins
+
+    plugins.reset()
+    yield
+    plugins.reset()
+
+
 @pytest.fixture(scope="session")
 def synthetic_master(tmp_path_factory) -> Path:
     """A small synthetic data set, generated once per test session."""

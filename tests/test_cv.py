@@ -15,13 +15,6 @@ from kagglesalt.workspace import Workspace
 EXAMPLES = str(Path(__file__).parent / "plugin_examples")
 
 
-@pytest.fixture(autouse=True)
-def fresh_plugins():
-    plugins.reset()
-    yield
-    plugins.reset()
-
-
 def options(name=None, **settings):
     return cv.CVOptions("tiny", 2, name, EXAMPLES, {"epochs": 2, "seed": 3, **settings})
 

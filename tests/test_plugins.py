@@ -13,13 +13,6 @@ from kagglesalt.errors import KaggleSaltError
 EXAMPLES = Path(__file__).parent / "plugin_examples"
 
 
-@pytest.fixture(autouse=True)
-def fresh_plugins():
-    plugins.reset()
-    yield
-    plugins.reset()
-
-
 def test_shipped_models_register_through_the_hooks():
     found = plugins.models()
     assert {"unet", "unet_deep"} <= set(found)

@@ -9,7 +9,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from kagglesalt import cv, distributed, plugins  # noqa: E402
+from kagglesalt import cv, distributed  # noqa: E402
 from kagglesalt.errors import KaggleSaltError  # noqa: E402
 from kagglesalt.train import Reporter  # noqa: E402
 from kagglesalt.workspace import Workspace  # noqa: E402
@@ -24,13 +24,6 @@ def local_ray():
     distributed.connect(distributed.LOCAL)
     yield
     distributed.shutdown()
-
-
-@pytest.fixture(autouse=True)
-def fresh_plugins():
-    plugins.reset()
-    yield
-    plugins.reset()
 
 
 def options(name, plugins_dir=EXAMPLES, ray_address=distributed.LOCAL, **settings):

@@ -8,18 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from kagglesalt import plugins, settings
+from kagglesalt import settings
 from kagglesalt.cli import cli
 from kagglesalt.errors import KaggleSaltError
 
 EXAMPLES = str(Path(__file__).parent / "plugin_examples")
-
-
-@pytest.fixture(autouse=True)
-def fresh_plugins():
-    plugins.reset()
-    yield
-    plugins.reset()
 
 
 def test_every_declared_setting_is_a_cv_option_with_its_help():

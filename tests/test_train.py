@@ -11,13 +11,6 @@ from kagglesalt.train import Batches, Reporter, Stage, stage_plan, train_fold
 EXAMPLES = str(Path(__file__).parent / "plugin_examples")
 
 
-@pytest.fixture(autouse=True)
-def fresh_plugins():
-    plugins.reset()
-    yield
-    plugins.reset()
-
-
 def make(**given) -> settings.TrainSettings:
     return settings.resolve({}, given)
 
