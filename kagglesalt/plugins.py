@@ -136,6 +136,10 @@ def models(plugins_dir: str | os.PathLike | None = None) -> dict[str, ModelSpec]
                     checked[key] = settings.check(key, value)
                 except ValueError as e:
                     raise ValueError(f"model {name}: default {e}") from None
+            try:  # the defaults together: e.g. snapshots need the cosine schedule
+                settings.resolve(checked, {}, params)
+            except KaggleSaltError as e:
+                raise ValueError(f"model {name}: defaults do not go together: {e}") from None
             found[name] = ModelSpec(name, build, description, _source(_plugin),
                                     dict(params or {}), checked)
 

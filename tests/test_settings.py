@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from kagglesalt import settings
+from kagglesalt import plugins, settings
 from kagglesalt.cli import cli
 from kagglesalt.errors import KaggleSaltError
 
@@ -69,6 +69,16 @@ def test_a_plugin_default_that_is_not_allowed_refuses_the_plugin_at_registration
     lines = [line for line in result.output.splitlines() if "focal" in line]
     assert len(lines) == 1 and "focal.py" in lines[0]
     assert "model focal_unet: default loss must be one of" in lines[0]
+    (tmp_path / "clash.py").write_text(textwrap.dedent("""
+        from kagglesalt.hookspecs import hookimpl
+
+        @hookimpl
+        def register_models(register):
+            register("clash", lambda input_size=128: None, snapshots=3, schedule="plateau")
+    """))
+    plugins.reset()
+    assert "clash" not in plugins.models(tmp_path)
+    assert "snapshots need the cosine schedule" in plugins.broken()[f"{tmp_path.name}/clash.py"]
     result = CliRunner().invoke(cli, ["cv", "--model", "focal_unet", "--plugins-dir",
                                       str(tmp_path)])
     assert result.exit_code == 1 and "no model named 'focal_unet'" in result.output
