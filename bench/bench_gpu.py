@@ -103,6 +103,14 @@ def time_prediction(run: Run, settings, n_folds: int, images: np.ndarray) -> dic
     return {"images": len(images), "models": len(models), "seconds": round(seconds, 1)}
 
 
+def _value(text: str):
+    """A --set value: JSON where it parses (numbers, true, {...}), else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--npz", type=Path, required=True)
@@ -129,7 +137,7 @@ def main() -> None:
     write_layout(args.npz, args.work / "data", args.test_images)
     say(f"the Kaggle layout is ready after {time.perf_counter() - start:.1f} s")
     ws = Workspace(args.work / "data", args.work / "runs", args.work / "submissions")
-    overrides = {k: json.loads(v) for k, _, v in (s.partition("=") for s in args.set)}
+    overrides = {k: _value(v) for k, _, v in (s.partition("=") for s in args.set)}
     options = cv.CVOptions(args.model, args.folds, args.name, settings=overrides)
     deadline = time.perf_counter() + (args.deadline_s or float("inf"))
     reporter = PrintReporter(args.stop_after_folds, deadline)
