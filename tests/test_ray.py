@@ -144,3 +144,18 @@ def test_a_cluster_that_cannot_be_reached_is_one_line_before_any_work(synthetic_
     assert "cannot reach a Ray cluster at ray://127.0.0.1:9" in result.output
     assert "ray start --head" in result.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_started_here_is_finished_on_ray(synthetic_master, tmp_path):
+    class StopAfterFirstFold(Recorder):
+        def fold_start(self, fold, folds, epochs, steps):
+            super().fold_start(fold, folds, epochs, steps)
+            if len(self.starts) == 2:
+                raise KeyboardInterrupt
+
+    ws = Workspace(synthetic_master, tmp_path / "runs", tmp_path / "subs")
+    with pytest.raises(KeyboardInterrupt):
+        cv.run_cv(ws, options("moved", ray_address=None), StopAfterFirstFold())
+    recorder = Recorder()
+    run = cv.run_cv(ws, options("moved"), recorder)
+    assert run.finished and sorted(recorder.starts) == [1, 2]
