@@ -182,7 +182,8 @@ def _learning_curves(subject: Subject) -> str:
         for k, h in enumerate(histories):
             label = f"fold {k + 1}"
             ax_loss.plot(h["epoch"], h["loss"], label=label)
-            ax_score.plot(h["epoch"], h["val_score"], label=label)
+            scored = h.dropna(subset=["val_score"])  # runs may validate every few epochs
+            ax_score.plot(scored["epoch"], scored["val_score"], label=label)
         ax_loss.set(title=f"{run.name}: training loss", xlabel="epoch")
         ax_score.set(title="validation competition score", xlabel="epoch", ylim=(0, 1))
         ax_score.legend(fontsize=8)

@@ -57,6 +57,9 @@ class TrainSettings:
     snapshots: int = setting(0, "0: keep the best epoch's weights; N: run the last stage as "
                              "N cosine cycles and average the N cycle-end snapshots "
                              "(needs --schedule cosine)", minimum=0)
+    validate_every: int = setting(1, "score the held-out images every N epochs (and at the "
+                                  "end of each stage and cycle); above 1 only with snapshots, "
+                                  "since the best epoch is chosen by that score", minimum=1)
     patience: int = setting(10, "epochs without a better validation score before stopping "
                             "(best-epoch mode only)", minimum=1)
     has_salt_weight: float = setting(0.5, "weight of the 'has salt' BCE for models with an "
@@ -151,6 +154,9 @@ def resolve(model_defaults: dict[str, Any], overrides: dict[str, Any],
     if settings.snapshots and settings.schedule != "cosine":
         raise KaggleSaltError("snapshots need the cosine schedule: add --schedule cosine, "
                               "or --snapshots 0")
+    if settings.validate_every > 1 and not settings.snapshots:
+        raise KaggleSaltError("validating every few epochs needs snapshots (the best epoch is "
+                              "chosen by validation): add --snapshots N, or --validate-every 1")
     if settings.input_mode == "pad" and settings.input_size < 101:
         raise KaggleSaltError(f"pad mode needs an input of at least 101, not "
                               f"{settings.input_size}")

@@ -61,7 +61,7 @@ class FoldResult:
     train_images: int
 
     def summary(self) -> dict[str, Any]:
-        best = self.history.loc[self.history["val_score"].idxmax()]
+        best = self.history.loc[self.history["val_score"].fillna(-1).idxmax()]
         return {"fold": self.fold, "score": self.score, "threshold": self.threshold,
                 "best_epoch": int(best["epoch"]), "epochs_run": len(self.history),
                 "models": len(self.models), "seconds": round(self.seconds, 1),
@@ -121,16 +121,23 @@ class BatchProgress(keras.callbacks.Callback):
 
 
 class ValidationScore(keras.callbacks.Callback):
-    """The competition score of the held-out images after each epoch (best threshold, no
-    TTA), put into the epoch's logs as `val_score` and `val_threshold` for the callbacks
-    that come after it."""
+    """The competition score of the held-out images (best threshold, no TTA) after every
+    `validate_every`-th epoch of a stage and at the end of each of its cycles, put into the
+    epoch's logs as `val_score` and `val_threshold` for the callbacks that come after it."""
 
     def __init__(self, predictor: keras.Model, images: np.ndarray, truth: np.ndarray,
                  settings: TrainSettings):
         super().__init__()
         self.predictor, self.images, self.truth, self.s = predictor, images, truth, settings
+        self.stage: Stage | None = None
+
+    def start_stage(self, stage: Stage) -> ValidationScore:
+        self.stage = stage
+        return self
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if (epoch + 1) % self.s.validate_every and epoch + 1 not in self.stage.cycle_ends():
+            return
         levels = predict.levels([self.predictor], self.images, self.s.input_size,
                                 self.s.input_mode, self.s.logits, tta=False,
                                 batch_size=self.s.batch_size * 2)
@@ -147,7 +154,7 @@ class KeepBest(keras.callbacks.Callback):
         self.best, self.weights = -math.inf, None
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        if logs["val_score"] > self.best:
+        if logs.get("val_score", -math.inf) > self.best:
             self.best, self.weights = logs["val_score"], self.model.get_weights()
 
 
@@ -179,8 +186,10 @@ class EpochLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         row = {"epoch": self.offset + epoch + 1, "stage": self.stage,
-               "loss": float(logs.get("loss", float("nan"))), "val_score": logs["val_score"],
-               "val_threshold": logs["val_threshold"], "learning_rate": self.rate}
+               "loss": float(logs.get("loss", float("nan"))),
+               "val_score": logs.get("val_score", float("nan")),
+               "val_threshold": logs.get("val_threshold", float("nan")),
+               "learning_rate": self.rate}
         self.rows.append(row)
         self.reporter.epoch_end(row["epoch"], row)
 
@@ -305,7 +314,7 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
             model.set_weights(best.weights)
         model.compile(optimizer=keras.optimizers.Adam(stage.learning_rate),
                       **training_loss(stage, settings, outputs))
-        callbacks = [scorer, best, rate_schedule(stage, settings),
+        callbacks = [scorer.start_stage(stage), best, rate_schedule(stage, settings),
                      log.start_stage(stage.loss, done)]
         if settings.snapshots and number == len(plan) - 1:
             callbacks.append(snapshots)

@@ -119,6 +119,17 @@ def test_a_fold_with_snapshots_predicts_with_the_mean_of_its_cycle_ends(small, t
     assert len(result.models) == 2
     import keras
 
+    validated = result.history["val_score"].notna().tolist()
+    assert validated == [True] * 6  # validate_every 1
+    chosen = spec.training_settings({"epochs": 6, "loss": "bce+lovasz", "lovasz_share": 0.5,
+                                     "schedule": "cosine", "snapshots": 2,
+                                     "validate_every": 2})
+    every_other = train_fold(spec, chosen, *small)
+    # every second epoch of each stage, and each cycle's end: the BCE stage's one cycle
+    # ends at its 3rd epoch, the Lovász stage's two at its 2nd and 3rd
+    assert every_other.history["val_score"].notna().tolist() == \
+        [False, True, True, False, True, True]
+
     models = []
     for i, blob in enumerate(result.models):
         path = tmp_path / f"m{i}.keras"
