@@ -9,6 +9,7 @@ from kagglesalt import data, plugins, predict, settings
 from kagglesalt.train import Batches, Reporter, Stage, stage_plan, train_fold
 
 EXAMPLES = str(Path(__file__).parent / "plugin_examples")
+pytestmark = pytest.mark.backend  # training runs on JAX too (tox -e jax), as on GPUs
 
 
 def make(**given) -> settings.TrainSettings:
