@@ -170,8 +170,8 @@ def _setting_options(command):
             option = click.option(flag, f.name, type=click.Choice(meta["choices"]),
                                   help=help_text)
         elif f.type is int:
-            option = click.option(flag, f.name, type=click.IntRange(min=meta["minimum"]),
-                                  help=help_text)
+            kind = click.INT if meta["minimum"] is None else click.IntRange(min=meta["minimum"])
+            option = click.option(flag, f.name, type=kind, help=help_text)
         else:
             lowest = meta["above"] if meta["above"] is not None else meta["minimum"]
             option = click.option(flag, f.name, help=help_text, type=click.FloatRange(

@@ -88,6 +88,6 @@ def register_models(register):
                          "Lovász in 3 cosine cycles averaged as snapshots",
              params={"start_filters": 16, "dropout": 0.5, "depth": 4, "has_salt_head": True},
              input_size=128, input_mode="pad", logits=True, loss="bce+lovasz",
-             lovasz="symmetric", lovasz_share=0.6, epochs=100, batch_size=64,
+             lovasz="symmetric", lovasz_share=0.6, epochs=90, batch_size=64,
              learning_rate=1e-3, schedule="cosine", snapshots=3, validate_every=2,
              augment={"crop_scale": 0.1, "brightness": 0.05, "contrast": 0.1})
