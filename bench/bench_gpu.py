@@ -17,6 +17,7 @@ prediction timing of 18,000 images x folds x snapshots x 2 TTA views) to --out.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -157,8 +158,8 @@ def main() -> None:
     if run.fold_summary(0) is None:
         train(1)
     first, finished = run.fold_summary(0), False
-    say(f"fold 1 scored {first['score']:.4f} in {first['seconds']} s")
-    if first["score"] < args.fold1_floor:
+    say(f"fold 1 scored {first.score:.4f} in {first.seconds} s")
+    if first.score < args.fold1_floor:
         say(f"fold 1 is under {args.fold1_floor}: not worth the other folds")
     else:
         finished = train(max(0, args.stop_after_folds - reporter.started))
@@ -172,8 +173,9 @@ def main() -> None:
     else:
         say(f"stopped after {time.perf_counter() - start:.0f} s; finished folds are kept")
     summary["seconds_this_call"] = round(time.perf_counter() - start, 1)
-    summary["folds"] = [s for k in range(args.folds) if (s := run.fold_summary(k))]
-    summary["training_seconds"] = round(sum(s["seconds"] for s in summary["folds"]), 1)
+    folds = [s for k in range(args.folds) if (s := run.fold_summary(k))]
+    summary["folds"] = [dataclasses.asdict(s) for s in folds]
+    summary["training_seconds"] = round(sum(s.seconds for s in folds), 1)
     summary["trajectories"] = {
         f"fold_{k + 1}": history[["epoch", "stage", "val_score", "learning_rate"]]
         .round(4).to_dict(orient="list") for k, history in enumerate(run.histories())}

@@ -234,8 +234,8 @@ def _train_and_report(ws: Workspace, options) -> None:
 def _print_scores(run) -> None:
     for k in range(run.n_folds):
         fold = run.fold_summary(k)
-        console.print(f"fold {k + 1}: {fold['score']:.4f} (threshold {fold['threshold']:.2f}, "
-                      f"best epoch {fold['best_epoch']}, {fold.get('models', 1)} model(s))")
+        console.print(f"fold {k + 1}: {fold.score:.4f} (threshold {fold.threshold:.2f}, "
+                      f"best epoch {fold.best_epoch}, {fold.models} model(s))")
     console.print(f"[bold]OOF score {run.oof_score:.4f}[/bold] at threshold "
                   f"{run.threshold:.2f}; run folder {run.path}")
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from kagglesalt import __version__, data, folds, metric, plugins, postprocess, settings
 from kagglesalt.errors import KaggleSaltError
-from kagglesalt.runs import Run
+from kagglesalt.runs import FoldSummary, Run
 from kagglesalt.train import Reporter, train_fold
 from kagglesalt.workspace import Workspace
 
@@ -123,7 +123,7 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None) 
         summary = run.fold_summary(k)
         if summary is not None:
             reporter.message(f"fold {k + 1}/{options.folds} already trained: "
-                             f"score {summary['score']:.4f}")
+                             f"score {summary.score:.4f}")
         else:
             run.clear_fold(k)  # a fold cut short starts over
             pending.append(k)
@@ -142,7 +142,7 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None) 
 
 
 def _finish(run: Run, train: data.Split, test: data.Split, assignment: np.ndarray,
-            summaries: list[dict[str, Any]]) -> Run:
+            summaries: list[FoldSummary]) -> Run:
     n_folds = len(summaries)
     oof = np.zeros(train.masks.shape, np.uint8)
     total = np.zeros((len(test), data.SIZE, data.SIZE), np.uint16) if len(test) else None
@@ -160,7 +160,7 @@ def _finish(run: Run, train: data.Split, test: data.Split, assignment: np.ndarra
     run.finish(oof, total, {
         "oof": {"score": search.score, "threshold": search.threshold},
         "postprocess": {**dataclasses.asdict(post.best), "score": post.score},
-        "folds": summaries,
+        "folds": [dataclasses.asdict(s) for s in summaries],
         "curve": {"thresholds": search.thresholds.round(4).tolist(),
                   "scores": search.scores.round(6).tolist()},
     })

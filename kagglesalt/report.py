@@ -9,6 +9,7 @@ embedded as data URIs, so the page opens offline.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 from dataclasses import dataclass
@@ -52,7 +53,8 @@ def _figure_png(fig) -> str:
 
 
 def _run_subject(run: runs.Run) -> Subject:
-    scores = run.scores
+    scores = {**run.scores, "folds": [dataclasses.asdict(run.fold_summary(k))
+                                      for k in range(run.n_folds)]}
     return Subject(f"run {run.name}", run.path / "report.html", run.config, scores,
                    np.asarray(run.oof()), run.threshold, [], [run], run.postprocess())
 

@@ -34,6 +34,32 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class FoldSummary:
+    """A trained fold, as `fold_<k>/done.json` records it."""
+
+    fold: int
+    score: float  # competition score of its held-out images, TTA, at its best threshold
+    threshold: float
+    best_epoch: int
+    epochs_run: int
+    models: int = 1  # the best epoch's, or one per snapshot
+    seconds: float = 0.0
+    train_images: int = 0
+    valid_images: int = 0
+
+    @classmethod
+    def of(cls, result: FoldResult) -> FoldSummary:
+        return cls(result.fold, result.score, result.threshold, result.best_epoch,
+                   len(result.history), len(result.models), round(result.seconds, 1),
+                   result.train_images, len(result.oof))
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> FoldSummary:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass(frozen=True)
 class Run:
     path: Path
 
@@ -84,7 +110,7 @@ class Run:
         return PostProcess(chosen.get("min_component", 0), chosen.get("min_area", 0))
 
     def fold_scores(self) -> list[float | None]:
-        return [(s or {}).get("score") for s in map(self.fold_summary, range(self.n_folds))]
+        return [s.score if s else None for s in map(self.fold_summary, range(self.n_folds))]
 
     def settings(self):
         from kagglesalt.settings import from_config
@@ -118,10 +144,10 @@ class Run:
     def fold_dir(self, k: int) -> Path:
         return self.path / f"fold_{k}"
 
-    def fold_summary(self, k: int) -> dict[str, Any] | None:
+    def fold_summary(self, k: int) -> FoldSummary | None:
         """A finished fold's summary (score, threshold, epochs, ...), None if unfinished."""
         path = self.fold_dir(k) / "done.json"
-        return json.loads(path.read_text()) if path.exists() else None
+        return FoldSummary.from_json(json.loads(path.read_text())) if path.exists() else None
 
     def fold_models(self, k: int) -> list[Path]:
         """The .keras models whose mean predicts fold k: its best epoch, or its snapshots."""
@@ -155,7 +181,7 @@ class Run:
         """Remove what an unfinished fold left (a fold is written whole or not at all)."""
         shutil.rmtree(self.fold_dir(k), ignore_errors=True)
 
-    def write_fold(self, result: FoldResult) -> dict[str, Any]:
+    def write_fold(self, result: FoldResult) -> FoldSummary:
         """Store a trained fold; done.json, written last, marks it finished."""
         folder = self.fold_dir(result.fold)
         folder.mkdir(parents=True, exist_ok=True)
@@ -166,8 +192,8 @@ class Run:
         save_npy(folder / "oof.npy", result.oof)
         if result.test is not None:
             save_npy(folder / "test.npy", result.test)
-        summary = result.summary()
-        write_json(folder / "done.json", summary)
+        summary = FoldSummary.of(result)
+        write_json(folder / "done.json", dataclasses.asdict(summary))
         return summary
 
     def finish(self, oof: np.ndarray, test: np.ndarray | None, scores: dict[str, Any]) -> None:

@@ -60,12 +60,10 @@ class FoldResult:
     seconds: float
     train_images: int
 
-    def summary(self) -> dict[str, Any]:
-        best = self.history.loc[self.history["val_score"].fillna(-1).idxmax()]
-        return {"fold": self.fold, "score": self.score, "threshold": self.threshold,
-                "best_epoch": int(best["epoch"]), "epochs_run": len(self.history),
-                "models": len(self.models), "seconds": round(self.seconds, 1),
-                "train_images": self.train_images, "valid_images": len(self.oof)}
+    @property
+    def best_epoch(self) -> int:
+        """The epoch with the best validation score (the kept one, without snapshots)."""
+        return int(self.history.loc[self.history["val_score"].fillna(-1).idxmax(), "epoch"])
 
 
 class Batches(keras.utils.PyDataset):

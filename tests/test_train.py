@@ -90,7 +90,7 @@ def test_early_stopping_ends_a_stage_that_no_longer_improves(small):
     rows = Rows()
     result = train_fold(spec, chosen, *small, reporter=rows)
     assert len(rows.rows) == 3 and len(result.history) == 3
-    assert result.summary()["best_epoch"] == 1 and len(result.models) == 1
+    assert result.best_epoch == 1 and len(result.models) == 1
 
 
 def test_the_plateau_schedule_halves_the_rate_when_the_score_stalls(small):
