@@ -142,3 +142,18 @@ def test_a_fold_with_snapshots_predicts_with_the_mean_of_its_cycle_ends(small, t
     one = predict.levels(models[:1], small[2], 32, "resize", True)
     assert not np.array_equal(one, expected)
     assert result.test.shape == (5, 101, 101)
+
+
+def test_mixed_precision_builds_bfloat16_layers_and_leaves_the_global_policy_alone():
+    import keras
+
+    from kagglesalt.train import build_models
+
+    spec = plugins.get_model("tiny_head", EXAMPLES)
+    model, predictor = build_models(spec, spec.training_settings(
+        {"precision": "mixed_bfloat16"}))
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs[0].compute_dtype == "bfloat16" and convs[0].variable_dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"
+    out = predictor.predict(np.zeros((1, 32, 32, 1), np.float32), verbose=0)
+    assert np.isfinite(out).all()
