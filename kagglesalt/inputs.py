@@ -13,7 +13,8 @@ SIZE = 101
 MODES = ("resize", "pad")
 
 
-def _pads(size: int) -> tuple[int, int]:
+def pads(size: int) -> tuple[int, int]:
+    """Rows (and columns) of padding before and after the 101x101 image at size S."""
     total = size - SIZE
     return total // 2, total - total // 2
 
@@ -22,7 +23,7 @@ def loss_window(size: int, mode: str) -> tuple[int, int] | None:
     """(start, side) of the window of an S x S model map that is the 101x101 image: in pad
     mode the centre (losses are computed there, not on the mirrored border); None in resize
     mode, where the whole map is the image."""
-    return (_pads(size)[0], SIZE) if mode == "pad" else None
+    return (pads(size)[0], SIZE) if mode == "pad" else None
 
 
 def to_input(images: np.ndarray, size: int, mode: str) -> np.ndarray:
@@ -31,7 +32,7 @@ def to_input(images: np.ndarray, size: int, mode: str) -> np.ndarray:
     if images.dtype == np.uint8:
         x = x / 255.0
     if mode == "pad":
-        before, after = _pads(size)
+        before, after = pads(size)
         x = np.pad(x, ((0, 0), (before, after), (before, after)), mode="reflect")
     elif mode == "resize":
         x = np.stack([cv2.resize(i, (size, size), interpolation=cv2.INTER_LINEAR) for i in x]) \
@@ -48,7 +49,7 @@ def from_output(maps: np.ndarray, mode: str) -> np.ndarray:
         maps = maps[..., 0]
     size = maps.shape[1]
     if mode == "pad":
-        before, _ = _pads(size)
+        before, _ = pads(size)
         return np.ascontiguousarray(maps[:, before:before + SIZE, before:before + SIZE])
     return np.stack([cv2.resize(m, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)
                      for m in maps]) if len(maps) else np.zeros((0, SIZE, SIZE), np.float32)

@@ -6,7 +6,9 @@ probabilities, each with its TTA views.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -15,8 +17,41 @@ from kagglesalt import inputs, metric
 CHUNK = 2048  # images per step: bounds memory on the 18,000 test images
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
+KEEP = 24  # probability models kept for reuse; each holds its model (and its weights)
+_on_device: OrderedDict[tuple[int, str, bool], tuple[Any, Any]] = OrderedDict()
+
+
+def _probability_model(model, input_mode: str, logits: bool):
+    """`model` followed by the sigmoid (for logits) and, in pad mode, the crop back to
+    101x101, so that the device does that work and sends back 101x101 probabilities
+    instead of 128x128 logits. Made once per model and reused (it shares the model's
+    weights, and keeps its compiled prediction step), the last KEEP of them."""
+    key = (id(model), input_mode, logits)
+    made = _on_device
+    if key in made and made[key][0] is not model:  # an id reused by a new model
+        del made[key]
+    if key not in made:
+        import keras
+
+        image = keras.Input(model.input_shape[1:])
+        out = model(image)
+        if logits:
+            out = keras.layers.Activation("sigmoid", dtype="float32")(out)
+        if input_mode == "pad":
+            before, after = inputs.pads(model.input_shape[1])
+            out = keras.layers.Cropping2D(((before, after), (before, after)))(out)
+        made[key] = (model, keras.Model(image, out))
+        while len(made) > KEEP:
+            made.popitem(last=False)
+    made.move_to_end(key)
+    return made[key][1]
+
+
+def release(models: Sequence) -> None:
+    """Forget the probability models of `models` (a fold's models, once it is done)."""
+    ids = {id(m) for m in models}
+    for key in [k for k in _on_device if k[0] in ids]:
+        del _on_device[key]
 
 
 def probabilities(models: Sequence, images: np.ndarray, input_size: int, input_mode: str,
@@ -31,8 +66,9 @@ def probabilities(models: Sequence, images: np.ndarray, input_size: int, input_m
     for k, view in enumerate(views):
         x = inputs.to_input(np.ascontiguousarray(view), input_size, input_mode)
         for model in models:
-            raw = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
-            p = inputs.from_output(_sigmoid(raw) if logits else raw, input_mode)
+            device = _probability_model(model, input_mode, logits)
+            p = inputs.from_output(np.asarray(device.predict(x, batch_size=batch_size,
+                                                             verbose=0)), input_mode)
             total += p[:, :, ::-1] if k == 1 else p
     return total / (len(views) * len(models))
 

@@ -326,6 +326,7 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
     kept = snapshots.weights if settings.snapshots else [best.weights]
     models = [_with_weights(predictor, weights) for weights in kept]
     oof, test = _predict(models, settings, val_images, test_images)
+    predict.release([predictor, *models])
     search = metric.threshold_curve(val_masks, oof)
     result = FoldResult(fold, pd.DataFrame(log.rows), [model_bytes(m) for m in models], oof,
                         test, search.score, search.threshold, time.perf_counter() - started,

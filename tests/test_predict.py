@@ -39,3 +39,18 @@ def test_several_models_are_averaged_as_probabilities():
     half = keras.Model(image, keras.layers.Rescaling(0.5)(image))
     both = predict.probabilities([copying_model(128), half], images, 128, "pad", logits=False)
     assert np.allclose(both, images / 255 * 0.75, atol=1e-6)
+
+
+def test_the_probability_step_is_made_once_per_model_and_follows_its_weights():
+    image = keras.Input((128, 128, 1))
+    model = keras.Model(image, keras.layers.Conv2D(1, 1, use_bias=False)(image))
+    model.set_weights([np.ones((1, 1, 1, 1), np.float32)])
+    images, _ = masks_as_images(3)
+    first = predict.probabilities([model], images, 128, "pad", logits=True, tta=False)
+    assert np.allclose(first, 1 / (1 + np.exp(-images.astype(float) / 255)), atol=1e-6)
+    wrapped = predict._probability_model(model, "pad", True)
+    model.set_weights([np.zeros((1, 1, 1, 1), np.float32)])  # as training changes them
+    second = predict.probabilities([model], images, 128, "pad", logits=True, tta=False)
+    assert np.allclose(second, 0.5) and predict._probability_model(model, "pad", True) is wrapped
+    predict.release([model])
+    assert predict._probability_model(model, "pad", True) is not wrapped
