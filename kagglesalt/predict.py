@@ -17,7 +17,7 @@ from kagglesalt import inputs, metric
 CHUNK = 2048  # images per step: bounds memory on the 18,000 test images
 
 
-KEEP = 24  # probability models kept for reuse; each holds its model (and its weights)
+KEEP = 64  # probability models kept for reuse; each holds its model (and its weights)
 _on_device: OrderedDict[tuple[int, str, bool], tuple[Any, Any]] = OrderedDict()
 
 
