@@ -30,6 +30,7 @@ import pandas as pd
 
 from kagglesalt import cv, data, predict, rle
 from kagglesalt.runs import Run
+from kagglesalt.settings import key_values
 from kagglesalt.train import Reporter
 from kagglesalt.workspace import Workspace
 
@@ -104,14 +105,6 @@ def time_prediction(run: Run, settings, n_folds: int, images: np.ndarray) -> dic
     return {"images": len(images), "models": len(models), "seconds": round(seconds, 1)}
 
 
-def _value(text: str):
-    """A --set value: JSON where it parses (numbers, true, {...}), else the text."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--npz", type=Path, required=True)
@@ -138,7 +131,7 @@ def main() -> None:
     write_layout(args.npz, args.work / "data", args.test_images)
     say(f"the Kaggle layout is ready after {time.perf_counter() - start:.1f} s")
     ws = Workspace(args.work / "data", args.work / "runs", args.work / "submissions")
-    overrides = {k: _value(v) for k, _, v in (s.partition("=") for s in args.set)}
+    overrides = key_values(args.set)
     options = cv.CVOptions(args.model, args.folds, args.name, settings=overrides)
     deadline = time.perf_counter() + (args.deadline_s or float("inf"))
     reporter = PrintReporter(args.stop_after_folds, deadline)

@@ -24,6 +24,7 @@ import numpy as np
 
 from kagglesalt import data, inputs, plugins
 from kagglesalt.backend import keep_freed_memory
+from kagglesalt.settings import key_values
 from kagglesalt.train import Reporter, build_models, stage_plan, train_fold, training_loss
 
 
@@ -59,14 +60,6 @@ def raw_fit(spec, settings, images, masks, epochs: int) -> float:
     return median_epoch(ends, start)
 
 
-def _value(text: str):
-    """A --set value: JSON where it parses (numbers, true, {...}), else the text."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path,
@@ -84,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.malloc == "keep":
         keep_freed_memory()
-    overrides = {k: _value(v) for k, _, v in (s.partition("=") for s in args.set)}
+    overrides = key_values(args.set)
     overrides.update(epochs=args.epochs, loss=overrides.get("loss", "bce_dice"),
                      snapshots=0)
     spec = plugins.get_model(args.model)

@@ -77,19 +77,12 @@ def score(ws: Workspace, submission: Path, truth: Path | None) -> None:
 
 
 def _key_values(pairs: tuple[str, ...], option: str) -> dict[str, object]:
-    """`key=value` options, values read as JSON where they parse (numbers, true, null)."""
-    import json
+    from kagglesalt import settings
 
-    out: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise click.BadParameter(f"'{pair}' is not key=value", param_hint=option)
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
+    try:
+        return settings.key_values(pairs)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint=option) from None
 
 
 @cli.command()
@@ -259,12 +252,11 @@ def _make_submission(ws: Workspace, run_names: tuple[str, ...], weights: str,
 
     from kagglesalt import ensemble as ensembles
 
-    rule = ensembles.parse_postprocess(post)
     spinner = console.status("Choosing weights, threshold and post-processing on OOF, then "
                              "writing the submission") if status else contextlib.nullcontext()
     with spinner:  # not inside the demo's live progress display
         result = ensembles.run_ensemble(ws, run_names, _parse_weights(weights), name,
-                                        threshold, rule)
+                                        threshold, post)
     table = Table("run", "OOF score", "weight", title="ensemble")
     for member in result.members:
         table.add_row(member.name, f"{member.oof_score:.4f}", f"{member.weight:.2f}")
@@ -319,7 +311,9 @@ def demo(ws: Workspace, minutes: float) -> None:
             ws, (run,), "auto", None, status=False))
     finally:
         reporter.close()
-    _print_scores(_runs().open_run(ws.runs_dir, result.run_name))
+    from kagglesalt import runs
+
+    _print_scores(runs.open_run(ws.runs_dir, result.run_name))
     console.print(f"Demo done in {result.seconds / 60:.1f} minutes ({result.plan.train} "
                   f"training images, {result.plan.epochs} epochs per fold).")
     if result.test_score is not None:
@@ -329,12 +323,6 @@ def demo(ws: Workspace, minutes: float) -> None:
                   f"credentials, `kagglesalt download`, `kagglesalt cv --model unet_deep` and "
                   f"`kagglesalt submit` make a real submission ({result.submission.name} is "
                   "synthetic, and submit refuses it).")
-
-
-def _runs():
-    from kagglesalt import runs
-
-    return runs
 
 
 @cli.command()
@@ -395,10 +383,11 @@ def runs_command(ws: Workspace, names: tuple[str, ...]) -> None:
     for key, values in runs.differences(members).items():
         table.add_row(escape(key), *(escape(json.dumps(v)) for v in values))
     table.add_section()
+    fold_scores = [r.fold_scores() for r in members]  # each fold's done.json, read once
     for k in range(max(r.n_folds for r in members)):
         table.add_row(f"fold {k + 1}", *(
-            "" if k >= r.n_folds or r.fold_scores()[k] is None else f"{r.fold_scores()[k]:.4f}"
-            for r in members))
+            "" if k >= len(scores) or scores[k] is None else f"{scores[k]:.4f}"
+            for scores in fold_scores))
     table.add_row("[bold]OOF[/bold]", *(f"{r.oof_score:.4f}" if r.finished else "unfinished"
                                         for r in members))
     console.print(table)

@@ -7,6 +7,8 @@ defaults when it registers (plugins.py), the check of what a notebook passes, an
 """
 
 import dataclasses
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,6 +134,22 @@ def _check_augment(values: dict) -> dict:
                 or not 0 <= value <= 1:
             raise ValueError(f"augmentation {key} must be a number from 0 to 1, not {value!r}")
         out[key] = float(value)
+    return out
+
+
+def key_values(pairs: Sequence[str]) -> dict[str, Any]:
+    """`key=value` texts (from --param, --augment, a bench's --set) as a dict, values read
+    as JSON where they parse (numbers, true, {...}), else kept as text. ValueError names a
+    text without '='."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"'{pair}' is not key=value")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
     return out
 
 

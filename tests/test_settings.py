@@ -114,3 +114,10 @@ def test_settings_the_cv_command_takes_are_recorded_in_config_json(synthetic_dat
         input_size=32, loss="bce+lovasz", lovasz="symmetric", lovasz_share=0.5, epochs=2,
         batch_size=16, learning_rate=3e-3, schedule="cosine", snapshots=1,
         params={"width": 4}))
+
+
+def test_key_value_texts_read_numbers_and_json_and_keep_plain_text():
+    assert settings.key_values(["width=3", "lovasz=relu", 'params={"depth": 2}', "on=true"]) \
+        == {"width": 3, "lovasz": "relu", "params": {"depth": 2}, "on": True}
+    with pytest.raises(ValueError, match="'width' is not key=value"):
+        settings.key_values(["width"])
