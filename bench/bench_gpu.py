@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 
 from kagglesalt import cv, data, predict, rle
+from kagglesalt.progress import Reporter
 from kagglesalt.runs import Run
 from kagglesalt.settings import key_values
-from kagglesalt.train import Reporter
 from kagglesalt.workspace import Workspace
 
 

@@ -24,8 +24,10 @@ import numpy as np
 
 from kagglesalt import data, inputs, plugins
 from kagglesalt.backend import keep_freed_memory
+from kagglesalt.progress import Reporter
+from kagglesalt.schedule import stage_plan
 from kagglesalt.settings import key_values
-from kagglesalt.train import Reporter, build_models, stage_plan, train_fold, training_loss
+from kagglesalt.train import build_models, train_fold, training_loss
 
 
 class EpochClock(Reporter):

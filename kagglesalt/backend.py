@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from types import ModuleType
 
 
@@ -90,3 +91,99 @@ def enable_compilation_cache() -> None:
         os.makedirs(folder, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", folder)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def _cpu_name() -> str:
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _backend_gpus(backend: str) -> list[str]:
+    """Names of the GPUs the Keras backend trains on."""
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return [tf.config.experimental.get_device_details(d).get("device_name", d.name)
+                    for d in tf.config.list_physical_devices("GPU")]
+        if backend == "jax":
+            import jax
+
+            return [d.device_kind for d in jax.devices() if d.platform == "gpu"]
+        if backend == "torch":
+            import torch
+
+            return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # a backend without GPU support answers with errors of its own
+        return []
+    return []
+
+
+def machine_gpus() -> list[str]:
+    """NVIDIA GPUs this machine has, whatever the Keras backend can use."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi"):
+        try:
+            listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True,
+                                    timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            listed = ""
+        names = [line.split(":", 1)[1].split("(UUID")[0].strip()
+                 for line in listed.splitlines() if line.startswith("GPU")]
+        if names:
+            return names
+    import glob
+
+    found = []
+    for info in sorted(glob.glob("/proc/driver/nvidia/gpus/*/information")):
+        with contextlib.suppress(OSError), open(info) as lines:
+            found += [line.split(":", 1)[1].strip() for line in lines
+                      if line.startswith("Model:")]
+    return found
+
+
+@dataclass(frozen=True)
+class Device:
+    """What Keras trains on here, said before every run and kept in its config.json."""
+
+    kind: str  # "GPU" or "CPU"
+    name: str
+    count: int  # GPUs, or CPU cores
+    backend: str
+    keras: str
+    unused_gpu: str | None = None  # a GPU this machine has that the backend cannot use
+
+    def describe(self) -> str:
+        where = (f"GPU {self.name}" + (f" (x{self.count})" if self.count > 1 else "")
+                 if self.kind == "GPU" else f"CPU {self.name} ({self.count} cores)")
+        return f"{where}, Keras {self.keras} on {self.backend}"
+
+    def warning(self) -> str | None:
+        if not self.unused_gpu:
+            return None
+        return (f"This machine has a GPU ({self.unused_gpu}) that Keras's {self.backend} "
+                "backend cannot use (the CPU build is installed), so training runs on the "
+                "CPU: for the GPU, pip install 'kagglesalt[jax]' 'jax[cuda12]' and set "
+                "KERAS_BACKEND=jax")
+
+
+def device() -> Device:
+    import keras
+
+    backend = keras.backend.backend()
+    gpus = _backend_gpus(backend)
+    if gpus:
+        return Device("GPU", gpus[0], len(gpus), backend, keras.__version__)
+    present = machine_gpus()
+    return Device("CPU", _cpu_name(), os.cpu_count() or 1, backend, keras.__version__,
+                  present[0] if present else None)

@@ -189,18 +189,25 @@ def _setting_options(command):
 @click.option("--gpus-per-fold", type=click.FloatRange(min=0),
               help="With --ray: GPUs a fold takes, 0.5 to share one [1 where the cluster has "
                    "GPUs, else 0].")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True),
+              help="Time budget of the whole run (with --ray too): the epochs are chosen to "
+                   "fit it on this machine and re-planned as the folds go. Not with --epochs.")
 @_setting_options
 @click.pass_obj
 def cv(ws: Workspace, model: str, folds: int, name: str | None, plugins_dir: str | None,
        ray_address: str | None, cpus_per_fold: float, gpus_per_fold: float | None,
-       **given) -> None:
+       minutes: float | None, **given) -> None:
     """Stratified K-fold training with OOF scores, threshold search and TTA test predictions."""
+    if minutes is not None and given.get("epochs") is not None:
+        raise click.UsageError("--epochs and --minutes together: give one (--minutes "
+                               "chooses the epochs that fit the budget on this machine)")
     crossval = _crossval()
     for key in ("params", "augment"):
         given[key] = _key_values(given[key], f"--{'param' if key == 'params' else key}") \
             if given[key] else None
     _train_and_report(ws, crossval.CVOptions(model, folds, name, plugins_dir, given,
-                                             ray_address, cpus_per_fold, gpus_per_fold))
+                                             ray_address, cpus_per_fold, gpus_per_fold,
+                                             minutes))
 
 
 def _crossval():

@@ -92,7 +92,11 @@ class RichReporter:
         (self.bar.console if self.bar else err_console).print(text)
 
     def overall(self, description: str, total: float) -> None:
-        self.overall_task = self._progress().add_task(escape(description), total=total)
+        """The overall bar, or its new total when the estimate changed."""
+        if self.overall_task is None:
+            self.overall_task = self._progress().add_task(escape(description), total=total)
+        else:
+            self.bar.update(self.overall_task, total=total, description=escape(description))
 
     def advance(self, units: float) -> None:
         if self.overall_task is not None:
@@ -107,6 +111,10 @@ class RichReporter:
         self.steps[fold], self.status[fold] = steps, ""
         self.folds[fold] = self._progress().add_task(self._name(fold, folds),
                                                      total=epochs * steps)
+
+    def fold_epochs(self, fold: int, epochs: int, steps: int) -> None:
+        if fold in self.folds:
+            self.bar.update(self.folds[fold], total=epochs * steps)
 
     def batch_end(self, loss: float) -> None:
         fold = self.current

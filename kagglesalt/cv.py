@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.metadata
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from kagglesalt import __version__, data, folds, metric, plugins, postprocess, settings
+from kagglesalt import __version__, budget, data, folds, metric, plugins, postprocess, settings
+from kagglesalt.backend import device
 from kagglesalt.errors import KaggleSaltError
+from kagglesalt.progress import Reporter
 from kagglesalt.runs import FoldSummary, Run
-from kagglesalt.train import Reporter, train_fold
+from kagglesalt.train import measure_rates, train_fold
 from kagglesalt.workspace import Workspace
 
 
@@ -37,6 +40,10 @@ class CVOptions:
     ray: str | None = None  # None: folds one after another here; else a Ray address or "local"
     cpus_per_fold: float = 1.0
     gpus_per_fold: float | None = None  # None: 1 where the Ray cluster has GPUs, else 0
+    # A time budget for the whole run, reading the data included: the epochs are chosen to
+    # fit it on this machine (not with an "epochs" setting), and each fold re-plans its own.
+    minutes: float | None = None
+    most_epochs: int = budget.MAX_EPOCHS  # per fold, however much time a budget leaves
 
 
 def no_data_message(data_dir: str | Path) -> str:
@@ -68,6 +75,11 @@ def prepare(ws: Workspace, options: CVOptions) -> tuple[plugins.ModelSpec,
     """Every check that needs no data: the model, its settings, the number of folds."""
     spec = plugins.get_model(options.model, options.plugins_dir)
     chosen = spec.training_settings(options.settings)
+    if options.minutes is not None and options.settings.get("epochs") is not None:
+        raise KaggleSaltError("give a number of epochs or a time budget in minutes, not "
+                              "both: the budget chooses the epochs that fit this machine")
+    if options.minutes is not None and options.minutes <= 0:
+        raise KaggleSaltError(f"a time budget of {options.minutes:g} minutes: give more")
     if options.folds < 2:
         raise KaggleSaltError(f"--folds {options.folds}: K-fold needs at least 2 folds")
     if not data.has_train(ws.data_dir):
@@ -75,11 +87,15 @@ def prepare(ws: Workspace, options: CVOptions) -> tuple[plugins.ModelSpec,
     return spec, chosen
 
 
-def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None) -> Run:
+def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None,
+           rates: budget.Rates | None = None) -> Run:
     """Train every fold not yet finished, then write OOF, test predictions and scores.
 
+    Before training, the model is timed on this machine (unless `rates` are given), which
+    gives the whole run's ETA and, with `options.minutes`, the epochs that fit the budget.
     Everything is checked before the run folder is written, and a run folder that holds no
     finished fold is started over rather than refused."""
+    started = time.perf_counter()
     reporter = reporter or Reporter()
     spec, chosen = prepare(ws, options)
     cluster = None
@@ -88,6 +104,10 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None) 
 
         cluster = distributed.connect(options.ray, options.cpus_per_fold,
                                       options.gpus_per_fold)
+    here = device()
+    reporter.message(f"Training {options.model} on {here.describe()}")
+    if here.warning():
+        reporter.message(here.warning())
     reporter.message(f"Reading the data set in {ws.data_dir} (decoded once, then cached)")
     train = data.load_train(ws.data_dir)
     test = data.load_test(ws.data_dir)
@@ -97,6 +117,25 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None) 
     assignment = folds.assign_folds(train.coverage, options.folds, chosen.seed)
     name = options.name or f"{options.model}-k{options.folds}-s{chosen.seed}"
     run = Run(Path(ws.runs_dir) / name)
+    finished = [k for k in range(options.folds) if run.fold_summary(k) is not None]
+    resuming = (run.path / "config.json").exists() and finished
+    work = budget.Workload.of_folds(len(train), len(test), options.folds)
+    planned = run.config.get("budget") if resuming else None
+    if options.minutes is not None and planned and planned["minutes"] == options.minutes:
+        plan = budget.Budget.from_config(planned)  # a resumed run keeps its plan
+        rates = plan.rates
+    else:
+        if rates is None:
+            reporter.message(f"Timing {options.model} on this machine")
+            rates = measure_rates(spec, chosen, steps=8 if options.minutes else 3)
+        plan = None
+        if options.minutes is not None:
+            left = options.minutes * 60 - (time.perf_counter() - started)
+            epochs = budget.choose_epochs(left, chosen, work, options.folds, rates, len(train),
+                                          options.most_epochs)
+            plan = budget.Budget(options.minutes, epochs, rates, here.describe())
+    if plan is not None:
+        chosen = dataclasses.replace(chosen, epochs=plan.epochs)
     config = {
         "name": name, "model": options.model, "model_source": spec.source,
         "folds": options.folds, "seed": chosen.seed, "settings": settings.as_config(chosen),
@@ -105,9 +144,11 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None) 
                  "test_fingerprint": test.fingerprint()},
         "versions": _versions(), "command": " ".join(sys.argv),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "device": here.describe(), "rates": rates.to_config(),
     }
-    finished = [k for k in range(options.folds) if run.fold_summary(k) is not None]
-    if (run.path / "config.json").exists() and finished:
+    if plan is not None:
+        config["budget"] = plan.to_config()
+    if resuming:
         old = run.config
         if _identity(old) != _identity(config):
             changed = [k for k in _identity(config) if _identity(old).get(k) != config[k]]
@@ -127,18 +168,69 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None) 
         else:
             run.clear_fold(k)  # a fold cut short starts over
             pending.append(k)
+    estimate = budget.run_seconds(chosen, work, len(pending), rates, len(train))
+    _say_plan(reporter, options, chosen, rates, plan, estimate, len(pending))
+    progress = budget.RunProgress(reporter, chosen, work, rates, options.folds, len(train),
+                                  f"cv {name}")
+    progress.start(finished)
+    # A resumed budget run gives its remaining folds their share of the original budget.
+    deadline = None
+    if plan is not None:
+        deadline = time.perf_counter() + plan.minutes * 60 * len(pending) / options.folds \
+            if resuming else started + plan.minutes * 60
     if cluster is not None:
+        within = None
+        if deadline is not None:  # folds in waves of as many as the cluster runs at once
+            waves = math.ceil(len(pending) / max(1, cluster.slots()))
+            within = budget.FoldBudget((deadline - time.perf_counter() -
+                                        budget.finish_seconds(len(train))) / waves, rates,
+                                       options.most_epochs)
         distributed.train_folds(cluster, options.model, settings.as_config(chosen),
                                 train.images, train.masks, assignment, test.images, pending,
-                                options.folds, options.plugins_dir, run.write_fold, reporter)
+                                options.folds, options.plugins_dir, run.write_fold, progress,
+                                within)
     else:
-        for k in pending:
+        for number, k in enumerate(pending):
+            within = None
+            if deadline is not None:  # the time left, shared by the folds still to train
+                within = budget.FoldBudget((deadline - time.perf_counter() -
+                                            budget.finish_seconds(len(train))) /
+                                           (len(pending) - number), rates, options.most_epochs)
             valid = assignment == k
             run.write_fold(train_fold(spec, chosen, train.images[~valid], train.masks[~valid],
                                       train.images[valid], train.masks[valid], test.images, k,
-                                      options.folds, reporter))
-    return _finish(run, train, test, assignment,
-                   [run.fold_summary(k) for k in range(options.folds)])
+                                      options.folds, progress, within))
+    _finish(run, train, test, assignment, [run.fold_summary(k) for k in range(options.folds)])
+    progress.finish()
+    return run
+
+
+def _say_plan(reporter: Reporter, options: CVOptions, chosen: settings.TrainSettings,
+              rates: budget.Rates, plan: budget.Budget | None, estimate: float,
+              pending: int) -> None:
+    speed = f"{min(rates.train.values()):.0f} training images/s"
+    if plan is not None:
+        reporter.message(f"Budget {plan.minutes:g} minutes: {pending} fold(s) of about "
+                         f"{chosen.epochs} epochs at {speed} (re-planned as they go)")
+        return
+    hours = estimate / 3600
+    reporter.message(f"{pending} fold(s) of {chosen.epochs} epochs at {speed}: about "
+                     f"{_duration(estimate)} on this machine")
+    if hours > budget.HOURS_WORTH_SAYING:
+        finish = time.strftime("%a %H:%M", time.localtime(time.time() + estimate))
+        reporter.message(f"This run would end around {finish}, {_duration(estimate)} from "
+                         "now: give a time budget in minutes (cv --minutes) to fit it to "
+                         "this machine, or train on a GPU")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def _finish(run: Run, train: data.Split, test: data.Split, assignment: np.ndarray,

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from kagglesalt import cv, data, plugins, synth
-from kagglesalt.train import Reporter
+from kagglesalt import budget, cv, data, plugins, synth
+from kagglesalt.progress import Reporter
+from kagglesalt.settings import TrainSettings
 from kagglesalt.workspace import Workspace
 
 MODEL = "unet"
@@ -39,15 +38,6 @@ ENSEMBLE_SECONDS = 10.0  # weights, threshold and post-processing search, the CS
 
 
 @dataclass(frozen=True)
-class Rates:
-    """What this machine does with the demo's model, measured."""
-
-    train: float  # training images per second
-    predict: float  # predicted images per second
-    compile: float  # seconds before a fold's first steps run (tracing, compiling)
-
-
-@dataclass(frozen=True)
 class Plan:
     train: int  # synthetic training images
     test: int  # synthetic test images
@@ -59,14 +49,17 @@ class Plan:
         return sum(self.parts.values())
 
 
-def estimate(n_train: int, n_test: int, epochs: int, rates: Rates,
+def _settings(epochs: int) -> TrainSettings:
+    return plugins.get_model(MODEL).training_settings({**SETTINGS, "epochs": epochs})
+
+
+def estimate(n_train: int, n_test: int, epochs: int, rates: budget.Rates,
              synthesis: bool = True) -> dict[str, float]:
     """Seconds of each part of the demo for this many images and epochs."""
-    valid = n_train / FOLDS
-    per_epoch = (n_train - valid) / rates.train + valid / rates.predict
-    per_fold = rates.compile + epochs * per_epoch + 2 * (valid + n_test) / rates.predict
+    work = budget.Workload.of_folds(n_train, n_test, FOLDS)
     return {"data": SYNTH_SECONDS * (n_train + n_test) if synthesis else 0.0,
-            "training": FOLDS * per_fold, "ensemble": ENSEMBLE_SECONDS}
+            "training": budget.run_seconds(_settings(epochs), work, FOLDS, rates, n_train),
+            "ensemble": ENSEMBLE_SECONDS}
 
 
 def updates(n_train: int, epochs: int) -> int:
@@ -74,8 +67,9 @@ def updates(n_train: int, epochs: int) -> int:
     return epochs * (n_train - n_train // FOLDS) // SETTINGS["batch_size"]
 
 
-def choose(budget: float, rates: Rates, existing: tuple[int, int] | None = None) -> Plan:
-    """The largest data set that gets GOOD_UPDATES per fold within `budget` seconds, with as
+def choose(budget_seconds: float, rates: budget.Rates,
+           existing: tuple[int, int] | None = None) -> Plan:
+    """The largest data set that gets GOOD_UPDATES per fold within `budget_seconds`, with as
     many epochs as fit (up to MAX_EPOCHS); else the smallest, with as many as fit (at least
     MIN_EPOCHS). A data folder that holds data already is used as it is: `existing` gives
     its (train, test) counts."""
@@ -85,68 +79,28 @@ def choose(budget: float, rates: Rates, existing: tuple[int, int] | None = None)
             max(MIN_EPOCHS, -(-GOOD_UPDATES // max(1, updates(n_train, 1))))
         for epochs in range(MAX_EPOCHS, floor - 1, -1):
             parts = estimate(n_train, n_test, epochs, rates, existing is None)
-            if sum(parts.values()) <= budget:
+            if sum(parts.values()) <= budget_seconds:
                 return Plan(n_train, n_test, epochs, parts)
     n_train, n_test = sizes[-1]
     return Plan(n_train, n_test, MIN_EPOCHS,
                 estimate(n_train, n_test, MIN_EPOCHS, rates, existing is None))
 
 
-def measure(steps: int = 8) -> Rates:
-    """Time the demo model's training and prediction steps on random images."""
-    import keras
+class _DemoBar(Reporter):
+    """Passes the run's progress on, with the demo's own parts (the data before, the
+    ensemble after) added to the overall bar the run draws."""
 
-    from kagglesalt.train import build_models, stage_plan, training_loss
+    def __init__(self, inner: Reporter, before: float, after: float):
+        self.inner, self.before, self.after, self.started = inner, before, after, False
 
-    spec = plugins.get_model(MODEL)
-    chosen = spec.training_settings(SETTINGS)
-    rng = np.random.default_rng(0)
-    size, batch = chosen.input_size, chosen.batch_size
-    x = rng.random((batch * steps, size, size, 1), dtype=np.float32)
-    y = (rng.random(x.shape) > 0.5).astype(np.float32)
-    started = time.perf_counter()
-    model, predictor = build_models(spec, chosen)
-    model.compile(optimizer=keras.optimizers.Adam(chosen.learning_rate),
-                  **training_loss(stage_plan(chosen)[0], chosen, 1))
-    model.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)
-    predictor.predict(x[:batch], batch_size=64, verbose=0)
-    compiled = time.perf_counter() - started
-    started = time.perf_counter()
-    model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
-    train_rate = len(x) / (time.perf_counter() - started)
-    started = time.perf_counter()
-    predictor.predict(x, batch_size=64, verbose=0)
-    predict_rate = len(x) / (time.perf_counter() - started)
-    return Rates(train_rate, predict_rate, compiled)
+    def overall(self, description, total):
+        self.inner.overall("demo", total + self.before + self.after)
+        if not self.started:
+            self.started = True
+            self.inner.advance(self.before)
 
-
-class Budgeted(Reporter):
-    """Passes training progress on, and moves the demo's overall bar by the estimated
-    seconds of each finished piece of work, so its ETA covers the whole demo."""
-
-    def __init__(self, inner: Reporter, rates: Rates, plan: Plan):
-        self.inner, self.rates, self.plan = inner, rates, plan
-        self.batch = SETTINGS["batch_size"]
-        self.valid = plan.train / FOLDS
-
-    def fold_start(self, fold, folds, epochs, steps):
-        self.inner.advance(self.rates.compile)
-        self.inner.fold_start(fold, folds, epochs, steps)
-
-    def batch_end(self, loss):
-        self.inner.advance(self.batch / self.rates.train)
-        self.inner.batch_end(loss)
-
-    def epoch_end(self, epoch, row):
-        self.inner.advance(self.valid / self.rates.predict)
-        self.inner.epoch_end(epoch, row)
-
-    def fold_end(self, fold, score):
-        self.inner.advance(2 * (self.valid + self.plan.test) / self.rates.predict)
-        self.inner.fold_end(fold, score)
-
-    def message(self, text):
-        self.inner.message(text)
+    def __getattr__(self, name):  # everything else goes to the inner reporter
+        return getattr(self.inner, name)
 
 
 @dataclass(frozen=True)
@@ -155,43 +109,49 @@ class DemoResult:
     submission: Path
     test_score: float | None  # on the hidden masks of the synthetic test images
     plan: Plan
-    rates: Rates
+    rates: budget.Rates
     seconds: float
 
 
 def run_demo(ws: Workspace, minutes: float, reporter: Reporter,
              make_submission: Callable[[str], Path]) -> DemoResult:
     """Measure, plan, make the data, cross-validate and ensemble (`make_submission(run)`
-    writes the submission) within `minutes`, as well as the estimates allow."""
+    writes the submission) within `minutes`: the data's size and the first plan of epochs
+    come from the speed measured first, and the folds re-plan their epochs as they go."""
     from kagglesalt import submission
+    from kagglesalt.train import measure_rates
 
     started = time.perf_counter()
     reporter.message(f"Timing {MODEL} on this machine to fit the demo into {minutes:g} "
                      "minutes")
-    rates = measure()
+    rates = measure_rates(plugins.get_model(MODEL), _settings(MIN_EPOCHS))
     existing = None
     if data.has_train(ws.data_dir):
         existing = (len(data.load_train(ws.data_dir)), len(data.load_test(ws.data_dir)))
     plan = choose(minutes * 60 - (time.perf_counter() - started), rates, existing)
-    reporter.overall("demo", plan.seconds)
     if plan.seconds > minutes * 60:
         reporter.message(f"This data set needs about {plan.seconds / 60:.0f} minutes even at "
                          f"{plan.epochs} epochs")
     if existing:
         reporter.message(f"Using the {plan.train} training and {plan.test} test images in "
-                         f"{ws.data_dir}; {FOLDS} folds x {plan.epochs} epochs")
+                         f"{ws.data_dir}; {FOLDS} folds of about {plan.epochs} epochs")
     else:
         reporter.message(
             f"No competition data in {ws.data_dir}: generating the embedded default, "
             f"{plan.train} synthetic training and {plan.test} test images; then {FOLDS} "
-            f"folds x {plan.epochs} epochs of {MODEL} at {rates.train:.0f} images/s")
+            f"folds of about {plan.epochs} epochs of {MODEL} at "
+            f"{min(rates.train.values()):.0f} images/s")
         synth.generate(ws.data_dir, plan.train, plan.test)
-        reporter.advance(plan.parts["data"])
-    options = cv.CVOptions(MODEL, FOLDS, f"demo-{MODEL}-k{FOLDS}-e{plan.epochs}",
-                           settings={**SETTINGS, "epochs": plan.epochs})
-    cv.run_cv(ws, options, Budgeted(reporter, rates, plan))
-    path = make_submission(options.name)
+    left = minutes * 60 - (time.perf_counter() - started) - plan.parts["ensemble"]
+    options = cv.CVOptions(MODEL, FOLDS, f"demo-{MODEL}-k{FOLDS}-{time.strftime('%Y%m%d-%H%M%S')}",
+                           settings=dict(SETTINGS), minutes=max(left, 1.0) / 60,
+                           most_epochs=MAX_EPOCHS)
+    bar = _DemoBar(reporter, plan.parts["data"], plan.parts["ensemble"])
+    run = cv.run_cv(ws, options, bar, rates)
+    path = make_submission(run.name)
     reporter.advance(plan.parts["ensemble"])
     truth = Path(ws.data_dir) / synth.TEST_TRUTH
     score = submission.score_files(path, truth)[0] if truth.exists() else None
-    return DemoResult(options.name, path, score, plan, rates, time.perf_counter() - started)
+    epochs = max(run.fold_summary(k).epochs_run for k in range(FOLDS))
+    return DemoResult(run.name, path, score, replace(plan, epochs=epochs), rates,
+                      time.perf_counter() - started)

@@ -40,6 +40,13 @@ class Cluster:
     gpus_per_fold: float
     resources: dict[str, float]
 
+    def slots(self) -> int:
+        """How many folds the cluster trains at once."""
+        counts = [self.resources.get("CPU", 0) / self.cpus_per_fold]
+        if self.gpus_per_fold:
+            counts.append(self.resources.get("GPU", 0) / self.gpus_per_fold)
+        return max(1, int(min(counts) + 1e-9))
+
     def describe(self) -> str:
         where = "a local Ray instance" if self.address == LOCAL else f"Ray at {self.address}"
         return (f"{where}: {self.resources.get('CPU', 0):g} CPUs, "
@@ -135,7 +142,7 @@ def _board_class():
 def _fold_task(model: str, plugin_files: dict[str, str], settings_config: dict[str, Any],
                images: np.ndarray, masks: np.ndarray, assignment: np.ndarray,
                test_images: np.ndarray, fold: int, folds: int, board,
-               gpu_share: float) -> Any:
+               gpu_share: float, within: Any = None) -> Any:
     """One fold on a worker: the model's plugin loaded there, `train.train_fold` called."""
     if 0 < gpu_share < 1:
         # JAX takes 75% of a GPU's memory up front; folds sharing one must take their part.
@@ -146,7 +153,8 @@ def _fold_task(model: str, plugin_files: dict[str, str], settings_config: dict[s
 
     keep_freed_memory()
     import_keras()
-    from kagglesalt.train import Reporter, train_fold
+    from kagglesalt.progress import Reporter
+    from kagglesalt.train import train_fold
 
     class Forward(Reporter):
         def fold_start(self, *args):
@@ -154,6 +162,9 @@ def _fold_task(model: str, plugin_files: dict[str, str], settings_config: dict[s
 
         def epoch_end(self, epoch, row):
             board.post.remote("epoch_end", (epoch, {**row, "fold": fold}))
+
+        def fold_epochs(self, *args):
+            board.post.remote("fold_epochs", args)
 
         def fold_end(self, *args):
             board.post.remote("fold_end", args)
@@ -165,16 +176,18 @@ def _fold_task(model: str, plugin_files: dict[str, str], settings_config: dict[s
         spec = plugins.get_model(model, folder if plugin_files else None)
         valid = assignment == fold
         return train_fold(spec, from_config(settings_config), images[~valid], masks[~valid],
-                          images[valid], masks[valid], test_images, fold, folds, Forward())
+                          images[valid], masks[valid], test_images, fold, folds, Forward(),
+                          within)
 
 
 def train_folds(cluster: Cluster, model: str, settings_config: dict[str, Any],
                 images: np.ndarray, masks: np.ndarray, assignment: np.ndarray,
                 test_images: np.ndarray, pending: Sequence[int], folds: int,
                 plugins_dir: str | os.PathLike | None, store: Callable[[Any], Any],
-                reporter) -> None:
+                reporter, within: Any = None) -> None:
     """Train the `pending` folds as Ray tasks; `store(result)` is called on the driver as
-    each finishes. On Ctrl-C (or any error) the unfinished tasks are cancelled."""
+    each finishes. On Ctrl-C (or any error) the unfinished tasks are cancelled. `within`:
+    each fold's time budget (a `budget.FoldBudget`), kept on the worker's own clock."""
     ray = _import_ray()
     board = _board_class().remote()
     refs = [ray.put(a) for a in (images, masks, assignment, test_images)]
@@ -183,7 +196,7 @@ def train_folds(cluster: Cluster, model: str, settings_config: dict[str, Any],
         max_retries=MAX_RETRIES, retry_exceptions=False)
     plugin_files = workspace_plugins(plugins_dir)
     running = {task.remote(model, plugin_files, settings_config, *refs[:3], refs[3], k,
-                           folds, board, cluster.gpus_per_fold): k for k in pending}
+                           folds, board, cluster.gpus_per_fold, within): k for k in pending}
     reporter.message(f"Training folds {', '.join(str(k + 1) for k in pending)} on "
                      f"{cluster.describe()}")
     try:

@@ -13,10 +13,10 @@ from collections.abc import Callable
 import keras
 from keras import ops
 
-NAMES = ("bce", "bce_dice", "lovasz")
-SCHEDULES = {"bce": ["bce"], "bce_dice": ["bce_dice"], "lovasz": ["lovasz"],
-             "bce+lovasz": ["bce_dice", "lovasz"]}
-LOVASZ_VARIANTS = ("relu", "elu", "symmetric")
+from kagglesalt.settings import LOSS_STAGES, LOVASZ
+
+NAMES = tuple(dict.fromkeys(name for stages in LOSS_STAGES.values() for name in stages))
+LOVASZ_VARIANTS = LOVASZ
 _EPS = 1e-6
 
 

@@ -22,7 +22,8 @@ from kagglesalt import hookspecs, settings
 from kagglesalt.backend import quiet_native_stderr
 from kagglesalt.errors import KaggleSaltError
 
-DEFAULT_PLUGINS = ("kagglesalt_plugins.unet", "kagglesalt_plugins.unet_deep")
+DEFAULT_PLUGINS = ("kagglesalt_plugins.unet", "kagglesalt_plugins.unet_deep",
+                   "kagglesalt_plugins.unet_lite")
 ENTRY_POINT_GROUP = "kagglesalt"
 PLUGINS_DIR_ENV = "KAGGLESALT_PLUGINS_DIR"
 

@@ -15,7 +15,10 @@ from typing import Any
 from kagglesalt.augment import Augment
 from kagglesalt.errors import KaggleSaltError
 
-LOSSES = ("bce", "bce_dice", "lovasz", "bce+lovasz")
+# Each --loss choice as the pixel losses of its stages, in order.
+LOSS_STAGES = {"bce": ("bce",), "bce_dice": ("bce_dice",), "lovasz": ("lovasz",),
+               "bce+lovasz": ("bce_dice", "lovasz")}
+LOSSES = tuple(LOSS_STAGES)
 LOVASZ = ("relu", "elu", "symmetric")
 INPUT_MODES = ("resize", "pad")
 SCHEDULES = ("plateau", "cosine")

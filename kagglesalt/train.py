@@ -12,9 +12,9 @@ driver writes the run folder.
 from __future__ import annotations
 
 import math
+import statistics
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,27 +23,16 @@ import keras
 import numpy as np
 import pandas as pd
 
-from kagglesalt import inputs, losses, metric, predict
+from kagglesalt import budget, inputs, losses, metric, predict
 from kagglesalt.augment import Augment
 from kagglesalt.backend import enable_compilation_cache
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.plugins import ModelSpec
+from kagglesalt.progress import Reporter
+from kagglesalt.schedule import Stage, stage_plan
 from kagglesalt.settings import TrainSettings
 
 PREFETCH_WORKERS = 2  # threads that augment the next batches while the device trains
-
-
-class Reporter:
-    """Progress callbacks; the CLI shows them with rich, a notebook may ignore them."""
-
-    def fold_start(self, fold: int, folds: int, epochs: int, steps: int) -> None: ...
-    def batch_end(self, loss: float) -> None: ...
-    def epoch_end(self, epoch: int, row: dict[str, float]) -> None: ...
-    def fold_end(self, fold: int, score: float) -> None: ...
-    def message(self, text: str) -> None: ...
-    # An overall task around the folds (the demo's), in units of estimated seconds.
-    def overall(self, description: str, total: float) -> None: ...
-    def advance(self, units: float) -> None: ...
 
 
 @dataclass
@@ -118,29 +107,44 @@ class BatchProgress(keras.callbacks.Callback):
         self.reporter.batch_end(float((logs or {}).get("loss", float("nan"))))
 
 
+class Plan:
+    """A fold's stages, which a fold trained to a time budget re-plans as it goes; the
+    callbacks read the current stage from here, never a copy."""
+
+    def __init__(self, stages: list[Stage]):
+        self.stages = stages
+
+    @property
+    def epochs(self) -> int:
+        return sum(stage.epochs for stage in self.stages)
+
+
 class ValidationScore(keras.callbacks.Callback):
     """The competition score of the held-out images (best threshold, no TTA) after every
     `validate_every`-th epoch of a stage and at the end of each of its cycles, put into the
     epoch's logs as `val_score` and `val_threshold` for the callbacks that come after it."""
 
     def __init__(self, predictor: keras.Model, images: np.ndarray, truth: np.ndarray,
-                 settings: TrainSettings):
+                 settings: TrainSettings, plan: Plan, clock: budget.FoldClock | None = None):
         super().__init__()
         self.predictor, self.images, self.truth, self.s = predictor, images, truth, settings
-        self.stage: Stage | None = None
+        self.plan, self.clock, self.number = plan, clock, 0
 
-    def start_stage(self, stage: Stage) -> ValidationScore:
-        self.stage = stage
+    def start_stage(self, number: int) -> ValidationScore:
+        self.number = number
         return self
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        if (epoch + 1) % self.s.validate_every and epoch + 1 not in self.stage.cycle_ends():
+        if not self.plan.stages[self.number].validates(epoch + 1, self.s.validate_every):
             return
+        started = time.perf_counter()
         levels = predict.levels([self.predictor], self.images, self.s.input_size,
                                 self.s.input_mode, self.s.logits, tta=False,
                                 batch_size=self.s.batch_size * 2)
         search = metric.threshold_curve(self.truth, levels)
         logs["val_score"], logs["val_threshold"] = search.score, search.threshold
+        if self.clock is not None:
+            self.clock.record_scoring(time.perf_counter() - started)
 
 
 class KeepBest(keras.callbacks.Callback):
@@ -157,15 +161,62 @@ class KeepBest(keras.callbacks.Callback):
 
 
 class Snapshots(keras.callbacks.Callback):
-    """Keeps, in memory, the weights at the last epoch of each cosine cycle."""
+    """Keeps, in memory, the weights at the last epoch of each cosine cycle of the last
+    stage."""
 
-    def __init__(self, cycle_ends: Sequence[int]):
+    def __init__(self, plan: Plan):
         super().__init__()
-        self.ends, self.weights = set(cycle_ends), []
+        self.plan, self.weights = plan, []
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        if epoch + 1 in self.ends:
+        if epoch + 1 in self.plan.stages[-1].cycle_ends():
             self.weights.append(self.model.get_weights())
+
+
+class Pacer(keras.callbacks.Callback):
+    """Keeps a fold trained to a time budget on time: times each epoch and lets the
+    `budget.FoldClock` re-plan the fold's remaining epochs (never at a cycle's end, where a
+    snapshot or a stage change is due). Comes first among the callbacks, so the others see
+    the new plan at the same epoch."""
+
+    def __init__(self, clock: budget.FoldClock, plan: Plan, reporter: Reporter, fold: int,
+                 steps: int):
+        super().__init__()
+        self.clock, self.plan, self.reporter = clock, plan, reporter
+        self.fold, self.steps, self.number = fold, steps, 0
+
+    def start_stage(self, number: int) -> Pacer:
+        self.number = number
+        return self
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self.began = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        stage = self.plan.stages[self.number]
+        self.clock.record(stage.loss, time.perf_counter() - self.began, epoch == 0)
+        if epoch + 1 in stage.cycle_ends():
+            return
+        stages = self.clock.replan(self.plan.stages, self.number, epoch + 1)
+        if stages != self.plan.stages:
+            self.plan.stages = stages
+            self.reporter.fold_epochs(self.fold, self.plan.epochs, self.steps)
+
+
+class StageEnd(keras.callbacks.Callback):
+    """Ends a stage whose length a `Pacer` may change at the epoch its plan now says."""
+
+    def __init__(self, plan: Plan):
+        super().__init__()
+        self.plan, self.number = plan, 0
+
+    def start_stage(self, number: int) -> StageEnd:
+        self.number = number
+        return self
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if epoch + 1 >= self.plan.stages[self.number].epochs:
+            self.model.stop_training = True
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -192,47 +243,11 @@ class EpochLog(keras.callbacks.Callback):
         self.reporter.epoch_end(row["epoch"], row)
 
 
-@dataclass(frozen=True)
-class Stage:
-    loss: str
-    epochs: int
-    learning_rate: float
-    cycles: int = 1  # cosine cycles; with snapshots, one snapshot at the end of each
-
-    def cycle_ends(self) -> list[int]:
-        return [int(round(self.epochs * (c + 1) / self.cycles)) for c in range(self.cycles)]
-
-    def cosine_rate(self, epoch: int, floor_share: float = 0.01) -> float:
-        """Cosine decay from the stage's rate to 1% of it within each cycle."""
-        start = max([0] + [end for end in self.cycle_ends() if end <= epoch])
-        end = min(end for end in self.cycle_ends() if end > epoch)
-        floor = self.learning_rate * floor_share
-        return floor + 0.5 * (self.learning_rate - floor) * \
-            (1 + math.cos(math.pi * (epoch - start) / (end - start)))
-
-
-def stage_plan(settings: TrainSettings) -> list[Stage]:
-    """The loss stages of a fold: bce+lovasz gives `lovasz_share` of the epochs (at least
-    one, and one less than all) to a Lovász stage that starts at half the rate; with
-    snapshots, the last stage runs as that many cosine cycles."""
-    names = losses.SCHEDULES[settings.loss]
-    if len(names) == 1 or settings.epochs < 2:
-        plan = [(names[0], settings.epochs)]
-    else:
-        second = min(settings.epochs - 1,
-                     max(1, int(round(settings.epochs * settings.lovasz_share))))
-        plan = [(names[0], settings.epochs - second), (names[1], second)]
-    stages = []
-    for number, (loss, epochs) in enumerate(plan):
-        last = number == len(plan) - 1
-        cycles = min(settings.snapshots, epochs) if last and settings.snapshots else 1
-        stages.append(Stage(loss, epochs, settings.learning_rate / 2**number, cycles))
-    return stages
-
-
-def rate_schedule(stage: Stage, settings: TrainSettings) -> keras.callbacks.Callback:
+def rate_schedule(plan: Plan, number: int,
+                  settings: TrainSettings) -> keras.callbacks.Callback:
     if settings.schedule == "cosine":
-        return keras.callbacks.LearningRateScheduler(lambda epoch, _: stage.cosine_rate(epoch))
+        return keras.callbacks.LearningRateScheduler(
+            lambda epoch, _: plan.stages[number].cosine_rate(epoch))
     return keras.callbacks.ReduceLROnPlateau(monitor="val_score", mode="max", factor=0.5,
                                              patience=max(1, settings.patience // 2),
                                              min_delta=0.0)
@@ -290,9 +305,13 @@ def _with_weights(predictor: keras.Model, weights: list[np.ndarray]) -> keras.Mo
 def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarray,
                train_masks: np.ndarray, val_images: np.ndarray, val_masks: np.ndarray,
                test_images: np.ndarray | None = None, fold: int = 0, folds: int = 1,
-               reporter: Reporter | None = None) -> FoldResult:
+               reporter: Reporter | None = None,
+               within: budget.FoldBudget | None = None) -> FoldResult:
     """Train fold `fold` on uint8 images and bool masks (N, 101, 101); predict its
-    validation and test images with the kept models (the best epoch's, or the snapshots)."""
+    validation and test images with the kept models (the best epoch's, or the snapshots).
+
+    `within` a time budget, the fold starts from the settings' epochs and re-plans them
+    after each epoch to end within the budget's seconds."""
     started = time.perf_counter()
     reporter = reporter or Reporter()
     enable_compilation_cache()
@@ -301,28 +320,38 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
     outputs = len(model.outputs)
     batches = Batches(train_images, train_masks, settings, settings.seed + fold,
                       has_salt_target=outputs == 2)
-    scorer = ValidationScore(predictor, val_images, val_masks, settings)
-    best, log = KeepBest(), EpochLog(reporter)
-    plan = stage_plan(settings)
-    snapshots = Snapshots(plan[-1].cycle_ends())
+    plan = Plan(stage_plan(settings))
+    clock = None
+    if within is not None:
+        work = budget.Workload(len(train_images), len(val_images),
+                               0 if test_images is None else len(test_images))
+        clock = budget.FoldClock(within, settings, work, started)
+    scorer = ValidationScore(predictor, val_images, val_masks, settings, plan, clock)
+    best, log, snapshots, end = KeepBest(), EpochLog(reporter), Snapshots(plan), StageEnd(plan)
+    pacer = Pacer(clock, plan, reporter, fold, len(batches)) if clock else None
     reporter.fold_start(fold, folds, settings.epochs, len(batches))
     done = 0
-    for number, stage in enumerate(plan):
+    for number in range(len(plan.stages)):
+        stage = plan.stages[number]
         if number and not settings.snapshots:  # a later stage starts from the best so far
             model.set_weights(best.weights)
         model.compile(optimizer=keras.optimizers.Adam(stage.learning_rate),
                       **training_loss(stage, settings, outputs))
-        callbacks = [scorer.start_stage(stage), best, rate_schedule(stage, settings),
-                     log.start_stage(stage.loss, done)]
-        if settings.snapshots and number == len(plan) - 1:
+        callbacks = [pacer.start_stage(number)] if pacer else []
+        callbacks += [scorer.start_stage(number), best, rate_schedule(plan, number, settings),
+                      log.start_stage(stage.loss, done)]
+        if settings.snapshots and number == len(plan.stages) - 1:
             callbacks.append(snapshots)
         if not settings.snapshots:
             callbacks.append(keras.callbacks.EarlyStopping(
                 monitor="val_score", mode="max", patience=settings.patience, min_delta=0.0))
         if type(reporter).batch_end is not Reporter.batch_end:
             callbacks.append(BatchProgress(reporter))
-        model.fit(batches, epochs=stage.epochs, callbacks=callbacks, verbose=0)
-        done += stage.epochs
+        # Under a budget the stage may grow: fit runs until StageEnd says the plan is done.
+        callbacks.append(end.start_stage(number))
+        model.fit(batches, epochs=within.most_epochs if clock else stage.epochs,
+                  callbacks=callbacks, verbose=0)
+        done += plan.stages[number].epochs
     kept = snapshots.weights if settings.snapshots else [best.weights]
     models = [_with_weights(predictor, weights) for weights in kept]
     oof, test = _predict(models, settings, val_images, test_images)
@@ -333,6 +362,47 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
                         len(train_images))
     reporter.fold_end(fold, search.score)
     return result
+
+
+def measure_rates(spec: ModelSpec, settings: TrainSettings, steps: int = 8,
+                  patience: float = 3.0) -> budget.Rates:
+    """Time the model's training steps (each stage's loss), its compilation and its
+    prediction on this machine, on random images of the run's shapes. Each loss is timed
+    for `steps` steps or `patience` seconds (at least two), and the median step counts, so
+    one slow step does not make the machine look slow."""
+    rng = np.random.default_rng(0)
+    size, batch = settings.input_size, settings.batch_size
+    model, predictor = build_models(spec, settings)
+    x = rng.random((batch, size, size, 1), dtype=np.float32)
+    y = (rng.random(x.shape) > 0.5).astype(np.float32)
+    targets = (y, np.ones((batch, 1), np.float32)) if len(model.outputs) == 2 else y
+    train, compiled = {}, []
+    for stage in stage_plan(settings, 2):
+        if stage.loss in train:
+            continue
+        began = time.perf_counter()
+        model.compile(optimizer=keras.optimizers.Adam(stage.learning_rate),
+                      **training_loss(stage, settings, len(model.outputs)))
+        model.train_on_batch(x, targets)
+        compiled.append(time.perf_counter() - began)
+        times: list[float] = []
+        while len(times) < 2 or (len(times) < steps and sum(times) < patience):
+            began = time.perf_counter()
+            model.train_on_batch(x, targets)
+            times.append(time.perf_counter() - began)
+        train[stage.loss] = batch / statistics.median(times)
+    images = rng.integers(0, 256, (4 * batch, inputs.SIZE, inputs.SIZE), dtype=np.uint8)
+
+    def score(n: int) -> float:
+        began = time.perf_counter()
+        predict.levels([predictor], images[:n], size, settings.input_mode, settings.logits,
+                       tta=False, batch_size=batch * 2)
+        return time.perf_counter() - began
+
+    compiled[0] += score(batch)
+    predicting = len(images) / score(len(images))
+    predict.release([predictor])
+    return budget.Rates(train, predicting, statistics.mean(compiled))
 
 
 def _predict(models: list[keras.Model], settings: TrainSettings, val_images: np.ndarray,

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from kagglesalt import cv, data, plugins
 from kagglesalt.cli import cli
 from kagglesalt.errors import KaggleSaltError
-from kagglesalt.train import Reporter
+from kagglesalt.progress import Reporter
 from kagglesalt.workspace import Workspace
 
 EXAMPLES = str(Path(__file__).parent / "plugin_examples")
@@ -170,3 +170,61 @@ def test_a_missing_depths_csv_is_said_once(synthetic_data, tmp_path):
     recorder = Recorder()
     cv.run_cv(ws, options(epochs=1), recorder)
     assert sum("No depths.csv" in m for m in recorder.messages) == 1
+
+
+def budget_options(name, minutes=30.0):
+    return cv.CVOptions("tiny", 2, name, EXAMPLES, {"seed": 3}, minutes=minutes,
+                        most_epochs=3)
+
+
+def test_a_run_to_a_time_budget_records_the_plan_the_rates_and_the_device(synthetic_data,
+                                                                           tmp_path):
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    recorder = Recorder()
+    run = cv.run_cv(ws, budget_options("timed"), recorder)
+    config = run.config
+    assert config["budget"]["minutes"] == 30.0
+    assert config["budget"]["epochs"] == config["settings"]["epochs"] == 3  # the cap
+    assert set(config["rates"]) == {"train", "predict", "compile"}
+    assert config["rates"]["train"] and min(config["rates"]["train"].values()) > 0
+    assert config["device"].startswith("CPU ")
+    assert config["device"].endswith(f"on {config['versions']['backend']}")
+    assert recorder.messages[0] == f"Training tiny on {config['device']}"
+    assert any(m.startswith("Budget 30 minutes: 2 fold(s) of about 3 epochs")
+               for m in recorder.messages)
+
+
+def test_a_resumed_budget_run_keeps_its_plan(synthetic_data, tmp_path):
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    with pytest.raises(KeyboardInterrupt):
+        cv.run_cv(ws, budget_options("again"), Recorder(stop_after_epochs=4))  # in fold 2
+    planned = json.loads((tmp_path / "runs" / "again" / "config.json").read_text())["budget"]
+    recorder = Recorder()
+    run = cv.run_cv(ws, budget_options("again"), recorder)
+    assert not any(m.startswith("Timing") for m in recorder.messages)  # not measured again
+    assert run.finished and run.config["budget"] == planned
+
+
+def test_epochs_and_minutes_together_are_one_line_and_write_nothing(synthetic_data, tmp_path):
+    result = CliRunner().invoke(cli, [
+        "--data-dir", str(synthetic_data), "--runs-dir", str(tmp_path / "runs"), "cv",
+        "--model", "tiny", "--plugins-dir", EXAMPLES, "--epochs", "3", "--minutes", "10"])
+    assert result.exit_code == 2
+    assert "--epochs and --minutes together: give one" in result.output
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(KaggleSaltError, match="not both"):
+        cv.run_cv(Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs"),
+                  cv.CVOptions("tiny", 2, None, EXAMPLES, {"epochs": 3}, minutes=10))
+
+
+def test_a_run_that_would_take_hours_says_so_and_names_the_budget_option(synthetic_data,
+                                                                         tmp_path):
+    from kagglesalt import budget
+
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    recorder = Recorder(stop_after_epochs=1)
+    slow = budget.Rates({"bce": 0.01}, 1.0, 1.0)  # as a CPU is for a big model
+    with pytest.raises(KeyboardInterrupt):
+        cv.run_cv(ws, options(epochs=100), recorder, rates=slow)
+    said = " ".join(recorder.messages)
+    assert "days on this machine" in said and "cv --minutes" in said

@@ -2,10 +2,10 @@
 
 import pytest
 
-from kagglesalt import demo
+from kagglesalt import budget, demo
 
-SLOW = demo.Rates(train=40, predict=150, compile=8)  # the AVX2 laptop, about
-FAST = demo.Rates(train=150, predict=600, compile=2)
+SLOW = budget.Rates(train={"bce_dice": 40}, predict=150, compile=8)  # an AVX2 laptop
+FAST = budget.Rates(train={"bce_dice": 150}, predict=600, compile=2)
 
 
 @pytest.mark.parametrize("rates", [SLOW, FAST])

@@ -11,7 +11,7 @@ ray = pytest.importorskip("ray")
 
 from kagglesalt import cv, distributed  # noqa: E402
 from kagglesalt.errors import KaggleSaltError  # noqa: E402
-from kagglesalt.train import Reporter  # noqa: E402
+from kagglesalt.progress import Reporter  # noqa: E402
 from kagglesalt.workspace import Workspace  # noqa: E402
 
 pytestmark = pytest.mark.ray

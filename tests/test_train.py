@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from kagglesalt import data, plugins, predict, settings
-from kagglesalt.train import Batches, Reporter, Stage, stage_plan, train_fold
+from kagglesalt.progress import Reporter
+from kagglesalt.schedule import Stage, stage_plan
+from kagglesalt.train import Batches, train_fold
 
 EXAMPLES = str(Path(__file__).parent / "plugin_examples")
 pytestmark = pytest.mark.backend  # training runs on JAX too (tox -e jax), as on GPUs
@@ -157,3 +159,40 @@ def test_mixed_precision_builds_bfloat16_layers_and_leaves_the_global_policy_alo
     assert keras.config.dtype_policy().name == "float32"
     out = predictor.predict(np.zeros((1, 32, 32, 1), np.float32), verbose=0)
     assert np.isfinite(out).all()
+
+
+def test_a_fold_given_too_little_time_trains_the_least_its_recipe_allows(small):
+    from kagglesalt import budget
+
+    spec = plugins.get_model("tiny_head", EXAMPLES)
+    chosen = spec.training_settings({"epochs": 12, "loss": "bce+lovasz", "lovasz_share": 0.5,
+                                     "schedule": "cosine", "snapshots": 2})
+    rates = budget.Rates({"bce_dice": 500.0, "lovasz": 500.0}, 1000.0, 0.1)
+    rows = Rows()
+    result = train_fold(spec, chosen, *small, reporter=rows,
+                        within=budget.FoldBudget(0.001, rates))
+    # one epoch of BCE + Dice, then the Lovász stage cut to its first epoch, one snapshot
+    assert [row["stage"] for row in rows.rows] == ["bce_dice", "lovasz"]
+    assert len(result.models) == 1
+
+
+def test_a_fold_with_time_to_spare_grows_to_the_most_epochs_given(small):
+    from kagglesalt import budget
+
+    spec = plugins.get_model("tiny", EXAMPLES)
+    chosen = spec.training_settings({"epochs": 2, "schedule": "cosine", "snapshots": 1})
+    rates = budget.Rates({"bce": 500.0}, 1000.0, 0.1)
+
+    class Planned(Rows):
+        def __init__(self):
+            super().__init__()
+            self.plans = []
+
+        def fold_epochs(self, fold, epochs, steps):
+            self.plans.append(epochs)
+
+    rows = Planned()
+    result = train_fold(spec, chosen, *small, reporter=rows,
+                        within=budget.FoldBudget(3600.0, rates, most_epochs=4))
+    assert len(rows.rows) == 4 and rows.plans == [4]
+    assert result.history["val_score"].notna().tolist()[-1]  # the last epoch is scored

@@ -1,0 +1,5 @@
+"""`python -m kagglesalt`: the command line."""
+
+from kagglesalt.cli import main
+
+main()

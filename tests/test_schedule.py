@@ -1,0 +1,48 @@
+"""Re-planning a fold's schedule keeps what is behind it."""
+
+from kagglesalt.schedule import Stage, replan, stage_plan, validations
+from kagglesalt.settings import resolve
+
+DEEP = resolve({"loss": "bce+lovasz", "lovasz_share": 0.6, "schedule": "cosine",
+                "snapshots": 3, "validate_every": 2, "epochs": 90}, {})
+
+
+def test_a_plan_re_made_at_the_start_is_a_fresh_plan():
+    plan = stage_plan(DEEP)
+    assert replan(DEEP, plan, 0, 1, 60) == stage_plan(DEEP, 60)
+
+
+def test_re_planning_in_the_last_stage_keeps_the_first_and_the_ended_cycles():
+    plan = stage_plan(DEEP)  # 36 BCE + 54 Lovász, cycles ending at 18, 36, 54
+    longer = replan(DEEP, plan, 1, 25, 36 + 80)
+    assert longer[0] == plan[0]
+    assert longer[1].epochs == 80 and longer[1].cycle_ends()[0] == 18
+    assert len(longer[1].cycle_ends()) == 3 and longer[1].cycle_ends()[-1] == 80
+    assert all(end > 25 for end in longer[1].cycle_ends()[1:])
+    shorter = replan(DEEP, plan, 1, 25, 36 + 30)
+    assert shorter[1].cycle_ends() == [18, 26, 30]  # the cycle in progress ends after 25
+
+
+def test_cut_to_the_epoch_just_done_the_stage_ends_there_with_a_last_cycle():
+    plan = stage_plan(DEEP)
+    cut = replan(DEEP, plan, 1, 25, 10)
+    assert cut[1].epochs == 25 and cut[1].cycle_ends() == [18, 25]
+
+
+def test_a_later_stage_keeps_at_least_one_epoch():
+    plan = stage_plan(DEEP)
+    cut = replan(DEEP, plan, 0, 5, 1)
+    assert [s.epochs for s in cut] == [5, 1]
+
+
+def test_the_cosine_rate_restarts_at_each_cycle_and_ends_at_the_floor():
+    stage = Stage("lovasz", 30, 1e-3, 3, (10, 22, 30))
+    assert stage.cosine_rate(10) == stage.cosine_rate(22) == stage.cosine_rate(0)
+    assert stage.cosine_rate(29) < stage.cosine_rate(23)
+
+
+def test_validations_are_counted_every_few_epochs_and_at_cycle_ends():
+    plan = stage_plan(DEEP)
+    # BCE: epochs 2..36 (18); Lovász cycles of 18: every second epoch, 27.
+    assert validations(plan, 2) == 18 + 27
+    assert validations(plan, 2, (1, 10)) == 27 - 5
