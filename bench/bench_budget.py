@@ -79,13 +79,13 @@ def main() -> None:
     record = runs.read_ensemble(subs_dir / f"{name}.csv")
     submission.validate(subs_dir / f"{name}.csv", args.data)
     folds = [run.fold_summary(k) for k in range(run.n_folds)]
-    rates = config["rates"]
+    rates = config.rates
     lines = [
         f"### `cv --model {args.model} --folds {args.folds} --minutes {args.minutes:g}"
         + (f" {shlex.join(args.extra)}" if args.extra else "") + "` + `ensemble`",
         "",
         f"{time.strftime('%Y-%m-%d')}, {cpu()}, Python {platform.python_version()}, "
-        f"{config['device']}.",
+        f"{config.device}.",
         "",
         "| figure | value |",
         "| --- | --- |",
@@ -94,7 +94,7 @@ def main() -> None:
         f"| ensemble wall time | {ensemble_wall:.0f} s |",
         f"| rates measured before training | train {rates['train']} images/s, predict "
         f"{rates['predict']} images/s, compile {rates['compile']} s |",
-        f"| epochs planned / run per fold | {config['budget']['epochs']} / "
+        f"| epochs planned / run per fold | {config.budget['epochs']} / "
         f"{', '.join(str(f.epochs_run) for f in folds)} |",
         f"| seconds per fold | {', '.join(f'{f.seconds:.0f}' for f in folds)} |",
         f"| fold scores | {', '.join(f'{f.score:.4f}' for f in folds)} |",

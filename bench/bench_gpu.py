@@ -157,7 +157,7 @@ def main() -> None:
     else:
         finished = train(max(0, args.stop_after_folds - reporter.started))
     if finished and run.finished:
-        summary["oof"] = run.scores["oof"]
+        summary["oof"] = {"score": run.scores.score, "threshold": run.scores.threshold}
         say(f"CV done: OOF {summary['oof']['score']:.4f} at threshold "
             f"{summary['oof']['threshold']}")
         settings = cv.prepare(ws, options)[1]
@@ -173,7 +173,7 @@ def main() -> None:
         f"fold_{k + 1}": history[["epoch", "stage", "val_score", "learning_rate"]]
         .round(4).to_dict(orient="list") for k, history in enumerate(run.histories())}
     if run.path.exists():
-        summary["settings"] = run.config["settings"]
+        summary["settings"] = run.config.settings
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
 
 

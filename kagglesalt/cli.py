@@ -374,16 +374,24 @@ def runs_command(ws: Workspace, names: tuple[str, ...]) -> None:
     if not names:
         table = Table("run", "model", "folds", "epochs", "OOF score", "threshold", "state",
                       "created", title=str(ws.runs_dir))
+        damaged = []
         for run in runs.all_runs(ws.runs_dir):
-            config = run.config
-            state = "finished" if run.finished else f"{run.folds_done()}/{run.n_folds} folds"
-            table.add_row(escape(run.name), config["model"], str(run.n_folds),
-                          str(config["settings"].get("epochs", "")),
-                          f"{run.oof_score:.4f}" if run.finished else "",
-                          f"{run.threshold:.2f}" if run.finished else "", state,
-                          config.get("created", "")[:16].replace("T", " "))
+            try:
+                config = run.config
+                state = "finished" if run.finished else \
+                    f"{run.folds_done()}/{run.n_folds} folds"
+                row = [config.model, str(run.n_folds), str(config.settings.get("epochs", "")),
+                       f"{run.oof_score:.4f}" if run.finished else "",
+                       f"{run.threshold:.2f}" if run.finished else "", state,
+                       config.created[:16].replace("T", " ")]
+            except KaggleSaltError as e:  # a damaged run is marked; the others are listed
+                row = ["", "", "", "", "", "[red]damaged[/red]", ""]
+                damaged.append(str(e))
+            table.add_row(escape(run.name), *row)
         console.print(table if table.rows else f"No runs in {ws.runs_dir}: `kagglesalt cv` "
                       "trains one")
+        for line in damaged:
+            console.print(escape(line), soft_wrap=True)
         return
     members = [runs.open_run(ws.runs_dir, n) for n in names]
     table = Table("", *(escape(r.name) for r in members), title="runs compared")

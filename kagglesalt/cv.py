@@ -18,11 +18,21 @@ from typing import Any
 
 import numpy as np
 
-from kagglesalt import __version__, budget, data, folds, metric, plugins, postprocess, settings
+from kagglesalt import (
+    __version__,
+    budget,
+    data,
+    folds,
+    metric,
+    plugins,
+    postprocess,
+    settings,
+    timestamps,
+)
 from kagglesalt.backend import device
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.progress import Reporter
-from kagglesalt.runs import FoldSummary, Run
+from kagglesalt.runs import DataRecord, FoldSummary, Run, RunConfig, RunScores
 from kagglesalt.train import measure_rates, train_fold
 from kagglesalt.workspace import Workspace
 
@@ -63,11 +73,6 @@ def _versions() -> dict[str, str]:
             out[package] = importlib.metadata.version(package)
     out["backend"] = keras.backend.backend()
     return out
-
-
-def _identity(config: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a config that must match for a rerun to resume a run."""
-    return {k: config[k] for k in ("model", "folds", "settings", "data")}
 
 
 def prepare(ws: Workspace, options: CVOptions) -> tuple[plugins.ModelSpec,
@@ -120,7 +125,7 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None,
     finished = [k for k in range(options.folds) if run.fold_summary(k) is not None]
     resuming = (run.path / "config.json").exists() and finished
     work = budget.Workload.of_folds(len(train), len(test), options.folds)
-    planned = run.config.get("budget") if resuming else None
+    planned = run.config.budget if resuming else None
     if options.minutes is not None and planned and planned["minutes"] == options.minutes:
         plan = budget.Budget.from_config(planned)  # a resumed run keeps its plan
         rates = plan.rates
@@ -136,25 +141,21 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None,
             plan = budget.Budget(options.minutes, epochs, rates, here.describe())
     if plan is not None:
         chosen = dataclasses.replace(chosen, epochs=plan.epochs)
-    config = {
-        "name": name, "model": options.model, "model_source": spec.source,
-        "folds": options.folds, "seed": chosen.seed, "settings": settings.as_config(chosen),
-        "data": {"dir": str(Path(ws.data_dir).resolve()), "train": len(train),
-                 "test": len(test), "fingerprint": train.fingerprint(),
-                 "test_fingerprint": test.fingerprint()},
-        "versions": _versions(), "command": " ".join(sys.argv),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "device": here.describe(), "rates": rates.to_config(),
-    }
-    if plan is not None:
-        config["budget"] = plan.to_config()
+    config = RunConfig(
+        name=name, model=options.model, model_source=spec.source, folds=options.folds,
+        seed=chosen.seed, settings=settings.as_config(chosen),
+        data=DataRecord(str(Path(ws.data_dir).resolve()), len(train), len(test),
+                        train.fingerprint(), test.fingerprint()),
+        versions=_versions(), command=" ".join(sys.argv), created=timestamps.now(),
+        device=here.describe(), rates=rates.to_config(),
+        budget=plan.to_config() if plan is not None else None)
     if resuming:
         old = run.config
-        if _identity(old) != _identity(config):
-            changed = [k for k in _identity(config) if _identity(old).get(k) != config[k]]
-            raise KaggleSaltError(f"run {name} exists with different {', '.join(changed)}: "
-                                  "give a new --name, or delete the folder to start over")
-        config["created"] = old["created"]
+        if old.identity() != config.identity():
+            raise KaggleSaltError(f"run {name} exists with different "
+                                  f"{', '.join(config.differences(old))}: give a new --name, "
+                                  "or delete the folder to start over")
+        config = dataclasses.replace(config, created=old.created)
         reporter.message(f"Resuming run {name}: {len(finished)} of {options.folds} folds "
                          "already trained")
     run.start(config, train.ids, assignment, test.ids)
@@ -249,11 +250,9 @@ def _finish(run: Run, train: data.Split, test: data.Split, assignment: np.ndarra
         total = total.astype(np.uint8)
     search = metric.threshold_curve(train.masks, oof)
     post = postprocess.search(train.masks, metric.binarize(oof, search.threshold))
-    run.finish(oof, total, {
-        "oof": {"score": search.score, "threshold": search.threshold},
-        "postprocess": {**dataclasses.asdict(post.best), "score": post.score},
-        "folds": [dataclasses.asdict(s) for s in summaries],
-        "curve": {"thresholds": search.thresholds.round(4).tolist(),
-                  "scores": search.scores.round(6).tolist()},
-    })
+    run.finish(oof, total, RunScores(
+        search.score, search.threshold,
+        {"thresholds": search.thresholds.round(4).tolist(),
+         "scores": search.scores.round(6).tolist()},
+        dataclasses.asdict(post.best), post.score))
     return run

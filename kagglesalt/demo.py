@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kagglesalt import budget, cv, data, plugins, synth
+from kagglesalt import budget, cv, data, plugins, synth, timestamps
 from kagglesalt.progress import Reporter
 from kagglesalt.settings import TrainSettings
 from kagglesalt.workspace import Workspace
@@ -143,7 +143,7 @@ def run_demo(ws: Workspace, minutes: float, reporter: Reporter,
             f"{min(rates.train.values()):.0f} images/s")
         synth.generate(ws.data_dir, plan.train, plan.test)
     left = minutes * 60 - (time.perf_counter() - started) - plan.parts["ensemble"]
-    options = cv.CVOptions(MODEL, FOLDS, f"demo-{MODEL}-k{FOLDS}-{time.strftime('%Y%m%d-%H%M%S')}",
+    options = cv.CVOptions(MODEL, FOLDS, f"demo-{MODEL}-k{FOLDS}-{timestamps.for_name()}",
                            settings=dict(SETTINGS), minutes=max(left, 1.0) / 60,
                            most_epochs=MAX_EPOCHS)
     bar = _DemoBar(reporter, plan.parts["data"], plan.parts["ensemble"])

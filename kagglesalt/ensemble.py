@@ -9,14 +9,13 @@ run's OOF prediction of an image may come from a model that trained on it.
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from kagglesalt import data, ledger, metric, postprocess, rle, runs, submission
+from kagglesalt import data, ledger, metric, postprocess, rle, runs, submission, timestamps
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.workspace import Workspace
 
@@ -61,7 +60,7 @@ def check_compatible(members: Sequence[runs.Run]) -> None:
     first = members[0]
     reference = first.folds()
     for run in members[1:]:
-        if run.config["data"]["fingerprint"] != first.config["data"]["fingerprint"]:
+        if run.config.data.fingerprint != first.config.data.fingerprint:
             raise KaggleSaltError(f"runs {first.name} and {run.name} were trained on different "
                                   "data: ensemble runs of the same data set only")
         other = run.folds()
@@ -125,17 +124,13 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
         raise KaggleSaltError(f"--threshold {threshold}: give a probability between 0 and 1")
     members = [runs.open_run(ws.runs_dir, n) for n in run_names] or [runs.latest(ws.runs_dir)]
     for run in members:
-        if not run.finished:
-            raise KaggleSaltError(f"run {run.name} is not finished: rerun its `kagglesalt cv` "
-                                  "command to finish it")
+        run.require_finished()
     check_compatible(members)
     path = Path(ws.submissions_dir) / f"{name or _default_name(members)}.csv"
     if path.exists():
         raise KaggleSaltError(f"{path} exists: choose another --name")
     train = data.load_train(ws.data_dir)
-    if train.fingerprint() != members[0].config["data"]["fingerprint"]:
-        raise KaggleSaltError(f"run {members[0].name} was trained on other data than "
-                              f"{ws.data_dir}: point --data-dir at the data it used")
+    members[0].check_data(train, ws.data_dir)
     test_ids = members[0].test_ids()
     if any(run.test_ids() != test_ids for run in members[1:]):
         raise KaggleSaltError("the runs predicted different test images: retrain them on "
@@ -179,11 +174,11 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
     runs.write_ensemble(path, runs.EnsembleRecord(
         submission=path.name, members=[asdict(m) for m in member_rows],
         oof_score=final_score, threshold=cut, score_before_postprocess=threshold_score,
-        postprocess=asdict(rule), created=ledger.now(),
+        postprocess=asdict(rule), created=timestamps.now(),
         curve={"thresholds": search.thresholds.tolist(), "scores": search.scores.tolist()},
         data_source=data.source(ws.data_dir).get("source", "")))
     ledger.add(ws.submissions_dir, file=path.name, sha256=ledger.sha256(path),
-               created=ledger.now(), source=" + ".join(f"{m.name}:{m.weight:.2f}"
+               created=timestamps.now(), source=" + ".join(f"{m.name}:{m.weight:.2f}"
                                                         for m in member_rows),
                oof_score=f"{final_score:.6f}")
     return EnsembleResult(path, member_rows, final_score, cut, threshold_score, rule,
@@ -192,5 +187,5 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
 
 def _default_name(members: Sequence[runs.Run]) -> str:
     stem = members[0].name if len(members) == 1 else f"ensemble{len(members)}"
-    return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return f"{stem}-{timestamps.for_name()}"
 

@@ -45,9 +45,7 @@ def load_models(run: Run, plugins_dir: str | os.PathLike | None = None) -> list:
     """Every fold model of a finished run."""
     import keras
 
-    if not run.finished:
-        raise KaggleSaltError(f"run {run.name} is not finished: rerun its `kagglesalt cv` "
-                              "command to finish it")
+    run.require_finished()
     # A plugin's custom layers must be registered before its models load.
     plugins.models(plugins_dir)
     paths = [p for k in range(run.n_folds) for p in run.fold_models(k)]

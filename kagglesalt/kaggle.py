@@ -15,14 +15,13 @@ import os
 import shutil
 import stat
 import tempfile
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kagglesalt import data
+from kagglesalt import data, timestamps
 from kagglesalt.atomic import write_json
 from kagglesalt.data import SOURCE_MARKER
 from kagglesalt.errors import KaggleSaltError
@@ -186,7 +185,7 @@ def download(data_dir: str | os.PathLike, competition: str = COMPETITION, force:
                                   "the TGS Salt layout; check --competition")
         write_json(root / SOURCE_MARKER, {"source": "kaggle", "competition": competition,
                                           "files": sorted(f.name for f in files),
-                                          "downloaded": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+                                          "downloaded": timestamps.now()})
         _swap_in(root, data_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

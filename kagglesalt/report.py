@@ -53,9 +53,11 @@ def _figure_png(fig) -> str:
 
 
 def _run_subject(run: runs.Run) -> Subject:
-    scores = {**run.scores, "folds": [dataclasses.asdict(run.fold_summary(k))
-                                      for k in range(run.n_folds)]}
-    return Subject(f"run {run.name}", run.path / "report.html", run.config, scores,
+    record = run.scores
+    scores = {"oof": {"score": record.score, "threshold": record.threshold},
+              "curve": record.curve,
+              "folds": [dataclasses.asdict(run.fold_summary(k)) for k in range(run.n_folds)]}
+    return Subject(f"run {run.name}", run.path / "report.html", run.config.to_json(), scores,
                    np.asarray(run.oof()), run.threshold, [], [run], run.postprocess())
 
 
@@ -101,10 +103,7 @@ def build(ws: Workspace, name: str | None = None) -> Path:
     matplotlib.use("Agg")
     subject = subject_for(ws, name)
     train = data.load_train(ws.data_dir)
-    expected = subject.runs[0].config["data"]["fingerprint"]
-    if train.fingerprint() != expected:
-        raise KaggleSaltError(f"{ws.data_dir} is not the data {subject.title} was trained on: "
-                              "point --data-dir at that data")
+    subject.runs[0].check_data(train, ws.data_dir)
     pred = subject.postprocess(metric.binarize(subject.oof, subject.threshold))
     per_image = metric.image_scores(train.masks, pred)
     sections = [

@@ -18,7 +18,7 @@ import dataclasses
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,98 @@ class FoldSummary:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
+def _known(cls, values: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in values.items() if k in names}
+
+
+@dataclass(frozen=True)
+class DataRecord:
+    """The data a run was trained on: its folder, sizes and fingerprints."""
+
+    dir: str
+    train: int
+    test: int
+    fingerprint: str
+    test_fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """`config.json`: everything needed to rerun a run, and what it ran on. Records of
+    earlier versions load (fields added since take their defaults)."""
+
+    name: str
+    model: str
+    folds: int
+    seed: int
+    settings: dict[str, Any]  # settings.as_config of the TrainSettings trained with
+    data: DataRecord
+    model_source: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    command: str = ""
+    created: str = ""
+    device: str = ""  # what Keras trained on, in words
+    rates: dict[str, Any] | None = None  # budget.Rates measured before training
+    budget: dict[str, Any] | None = None  # budget.Budget, for runs given --minutes
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for a rerun to resume this run."""
+        return {"model": self.model, "folds": self.folds, "settings": self.settings,
+                "data": dataclasses.asdict(self.data)}
+
+    def differences(self, other: RunConfig) -> list[str]:
+        """What differs from `other` in words: the model, folds, data, or the settings by
+        name with both values."""
+        mine, theirs = self.identity(), other.identity()
+        out = [key for key in ("model", "folds", "data") if mine[key] != theirs[key]]
+        for key in sorted(set(mine["settings"]) | set(theirs["settings"])):
+            if mine["settings"].get(key) != theirs["settings"].get(key):
+                out.append(f"{key} ({json.dumps(theirs['settings'].get(key))} there, "
+                           f"{json.dumps(mine['settings'].get(key))} here)")
+        return out
+
+    def train_settings(self):
+        from kagglesalt.settings import from_config
+
+        return from_config(self.settings)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> RunConfig:
+        values = _known(cls, values)
+        values["data"] = DataRecord(**_known(DataRecord, values.get("data") or {}))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class RunScores:
+    """`scores.json`: the OOF score at the threshold chosen on it, the threshold curve and
+    the post-processing chosen on OOF. Fold summaries are each fold's own `done.json`."""
+
+    score: float
+    threshold: float
+    curve: dict[str, list[float]]
+    postprocess: dict[str, int] = field(default_factory=dict)  # min_component, min_area
+    postprocess_score: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        post = dict(self.postprocess)
+        if self.postprocess_score is not None:
+            post["score"] = self.postprocess_score
+        return {"oof": {"score": self.score, "threshold": self.threshold},
+                "postprocess": post, "curve": self.curve}
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> RunScores:
+        post = dict(values.get("postprocess") or {})
+        score = post.pop("score", None)
+        return cls(values["oof"]["score"], values["oof"]["threshold"], values.get("curve", {}),
+                   {k: int(v) for k, v in post.items()}, score)
+
+
 @dataclass(frozen=True)
 class Run:
     path: Path
@@ -67,20 +159,45 @@ class Run:
     def name(self) -> str:
         return self.path.name
 
-    def _json(self, name: str) -> dict[str, Any]:
+    def _record(self, name: str, kind):
+        path = self.path / name
         try:
-            return json.loads((self.path / name).read_text())
+            return kind.from_json(json.loads(path.read_text()))
         except FileNotFoundError:
             raise KaggleSaltError(f"{self.path} has no {name}: is it a finished run? "
                                   "Rerun its `kagglesalt cv` command to finish it") from None
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise KaggleSaltError(f"{path} is damaged: rerun the run's `kagglesalt cv` "
+                                  "command into a new --name, or delete the run") from None
 
     @property
-    def config(self) -> dict[str, Any]:
-        return self._json("config.json")
+    def config(self) -> RunConfig:
+        return self._record("config.json", RunConfig)
 
     @property
-    def scores(self) -> dict[str, Any]:
-        return self._json("scores.json")
+    def scores(self) -> RunScores:
+        return self._record("scores.json", RunScores)
+
+    def created(self) -> str:
+        """When the run was made; "" when its config.json cannot be read."""
+        try:
+            return self.config.created
+        except KaggleSaltError:
+            return ""
+
+    def require_finished(self) -> None:
+        if not self.finished:
+            raise KaggleSaltError(f"run {self.name} is not finished: rerun its `kagglesalt cv` "
+                                  "command to finish it")
+
+    def check_data(self, split, data_dir: str | os.PathLike, part: str = "train") -> None:
+        """Refuse data (a `data.Split`) other than the `part` this run was trained on or
+        predicted."""
+        record = self.config.data
+        expected = record.fingerprint if part == "train" else record.test_fingerprint
+        if expected and split.fingerprint() != expected:
+            raise KaggleSaltError(f"the {part} images in {data_dir} are not those run "
+                                  f"{self.name} used: point --data-dir at that data")
 
     @property
     def finished(self) -> bool:
@@ -88,34 +205,32 @@ class Run:
 
     @property
     def n_folds(self) -> int:
-        return int(self.config["folds"])
+        return int(self.config.folds)
 
     def folds_done(self) -> int:
         return sum(self.fold_summary(k) is not None for k in range(self.n_folds))
 
     @property
     def oof_score(self) -> float | None:
-        return self.scores["oof"]["score"] if self.finished else None
+        return self.scores.score if self.finished else None
 
     @property
     def threshold(self) -> float:
         """The probability threshold chosen on the run's OOF predictions."""
-        return self.scores["oof"]["threshold"]
+        return self.scores.threshold
 
     def postprocess(self):
         """The post-processing chosen on the run's OOF (none for runs made before it was)."""
         from kagglesalt.postprocess import PostProcess
 
-        chosen = self.scores.get("postprocess") or {}
+        chosen = self.scores.postprocess
         return PostProcess(chosen.get("min_component", 0), chosen.get("min_area", 0))
 
     def fold_scores(self) -> list[float | None]:
         return [s.score if s else None for s in map(self.fold_summary, range(self.n_folds))]
 
     def settings(self):
-        from kagglesalt.settings import from_config
-
-        return from_config(self.config["settings"])
+        return self.config.train_settings()
 
     def write_oof_csv(self, path: str | os.PathLike | None = None) -> Path:
         """The out-of-fold masks at the OOF threshold as a submission-format CSV."""
@@ -168,10 +283,10 @@ class Run:
 
     # Writing (kagglesalt cv)
 
-    def start(self, config: dict[str, Any], ids: np.ndarray, assignment: np.ndarray,
+    def start(self, config: RunConfig, ids: np.ndarray, assignment: np.ndarray,
               test_ids: np.ndarray) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        write_json(self.path / "config.json", config)
+        write_json(self.path / "config.json", config.to_json())
         folds.write_folds(self.path / "folds.csv", ids, assignment)
         if len(test_ids):
             with atomic_open(self.path / "test_ids.csv", "w", newline="") as f:
@@ -196,11 +311,11 @@ class Run:
         write_json(folder / "done.json", dataclasses.asdict(summary))
         return summary
 
-    def finish(self, oof: np.ndarray, test: np.ndarray | None, scores: dict[str, Any]) -> None:
+    def finish(self, oof: np.ndarray, test: np.ndarray | None, scores: RunScores) -> None:
         save_npy(self.path / "oof.npy", oof)
         if test is not None:
             save_npy(self.path / "test.npy", test)
-        write_json(self.path / "scores.json", scores)
+        write_json(self.path / "scores.json", scores.to_json())
 
 
 def open_run(runs_dir: str | os.PathLike, name: str | os.PathLike) -> Run:
@@ -218,7 +333,7 @@ def all_runs(runs_dir: str | os.PathLike) -> list[Run]:
     root = Path(runs_dir)
     found = [Run(p) for p in root.iterdir() if (p / "config.json").exists()] \
         if root.is_dir() else []
-    return sorted(found, key=lambda r: (r.config.get("created", ""), r.name), reverse=True)
+    return sorted(found, key=lambda r: (r.created(), r.name), reverse=True)
 
 
 def differences(members: list[Run]) -> dict[str, list[Any]]:
@@ -232,8 +347,9 @@ def differences(members: list[Run]) -> dict[str, list[Any]]:
                 out[f"{prefix}{key}"] = value
         return out
 
-    flats = [flat({k: r.config.get(k) for k in ("model", "folds", "settings")}
-                  | {"data": r.config.get("data", {}).get("fingerprint")}) for r in members]
+    flats = [flat({"model": r.config.model, "folds": r.config.folds,
+                   "settings": r.config.settings, "data": r.config.data.fingerprint})
+             for r in members]
     keys = sorted(set().union(*flats))
     return {k: [f.get(k, "") for f in flats] for k in keys
             if len({json.dumps(f.get(k, ""), sort_keys=True) for f in flats}) > 1}

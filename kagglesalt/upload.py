@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kagglesalt import data, kaggle, ledger, submission
+from kagglesalt import data, kaggle, ledger, submission, timestamps
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.workspace import Workspace
 
@@ -30,7 +30,7 @@ def submit(ws: Workspace, path: str | os.PathLike | None, message: str, force: b
                               f" (Kaggle ref {sent['kaggle_ref'].iloc[-1]}): use --force to "
                               "submit the same file again")
     ref = kaggle.submit(path, message, competition, warn)
-    row = {"message": message, "submitted": ledger.now(), "kaggle_ref": str(ref),
+    row = {"message": message, "submitted": timestamps.now(), "kaggle_ref": str(ref),
            "status": "pending"}
     mine = table.index[(table["file"] == path.name) & (table["sha256"] == digest)
                        & (table["kaggle_ref"] == "")]
@@ -40,7 +40,7 @@ def submit(ws: Workspace, path: str | os.PathLike | None, message: str, force: b
         ledger.write(ws.submissions_dir, table)
     else:
         known = table.loc[table["file"] == path.name, "oof_score"]
-        ledger.add(ws.submissions_dir, file=path.name, sha256=digest, created=ledger.now(),
+        ledger.add(ws.submissions_dir, file=path.name, sha256=digest, created=timestamps.now(),
                    source="", oof_score=known.iloc[-1] if len(known) else "", **row)
     return path, ref
 

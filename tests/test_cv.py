@@ -45,10 +45,10 @@ def test_a_run_folder_holds_everything_the_design_names(finished_run):
                  "fold_0/model_1.keras", "fold_0/history.csv", "fold_1/model_1.keras"):
         assert (run.path / name).exists(), name
     config = run.config
-    assert config["model"] == "tiny" and config["settings"]["epochs"] == 2
-    assert config["versions"]["backend"] and config["versions"]["keras"]
+    assert config.model == "tiny" and config.settings["epochs"] == 2
+    assert config.versions["backend"] and config.versions["keras"]
     train = data.load_train(ws.data_dir)
-    assert config["data"]["fingerprint"] == train.fingerprint()
+    assert config.data.fingerprint == train.fingerprint()
     assert run.oof().shape == (120, 101, 101) and run.oof().dtype == np.uint8
     assert run.test().shape == (30, 101, 101)
     history = pd.read_csv(run.path / "fold_0" / "history.csv")
@@ -61,14 +61,14 @@ def test_a_run_folder_holds_everything_the_design_names(finished_run):
 def test_oof_score_equals_kagglesalt_score_of_the_same_predictions(finished_run, tmp_path):
     run, ws = finished_run
     scores = run.scores
-    assert len(scores["folds"]) == 2
+    assert len(run.fold_scores()) == 2 and None not in run.fold_scores()
     exported = CliRunner().invoke(cli, ["--runs-dir", str(ws.runs_dir), "oof", run.name,
                                         "-o", str(tmp_path / "oof.csv")])
     assert exported.exit_code == 0, exported.output
     result = CliRunner().invoke(cli, ["--data-dir", str(ws.data_dir), "score",
                                       str(tmp_path / "oof.csv")])
     assert result.exit_code == 0, result.output
-    assert f"{scores['oof']['score']:.6f}" in result.output
+    assert f"{scores.score:.6f}" in result.output
 
 
 def test_test_predictions_are_the_mean_of_the_folds(finished_run):
@@ -97,7 +97,8 @@ def test_an_interrupted_run_resumes_without_retraining_finished_folds(synthetic_
 
 def test_a_rerun_with_other_settings_is_refused(finished_run):
     run, ws = finished_run
-    with pytest.raises(KaggleSaltError, match="exists with different settings"):
+    with pytest.raises(KaggleSaltError, match=r"exists with different epochs \(2 there, 3 "
+                                              r"here\): give a new --name"):
         cv.run_cv(ws, options(epochs=3, name=run.name))
 
 
@@ -153,7 +154,7 @@ def test_a_run_folder_without_a_finished_fold_never_blocks_a_corrected_rerun(syn
         cv.run_cv(ws, options(name="retry"), Recorder(stop_after_epochs=1))
     assert (tmp_path / "runs" / "retry" / "config.json").exists()
     run = cv.run_cv(ws, options(name="retry", epochs=1))  # other settings: starts over
-    assert run.finished and run.config["settings"]["epochs"] == 1
+    assert run.finished and run.config.settings["epochs"] == 1
 
 
 def test_more_folds_than_images_is_refused_before_anything_is_written(synthetic_data,
@@ -183,13 +184,13 @@ def test_a_run_to_a_time_budget_records_the_plan_the_rates_and_the_device(synthe
     recorder = Recorder()
     run = cv.run_cv(ws, budget_options("timed"), recorder)
     config = run.config
-    assert config["budget"]["minutes"] == 30.0
-    assert config["budget"]["epochs"] == config["settings"]["epochs"] == 3  # the cap
-    assert set(config["rates"]) == {"train", "predict", "compile"}
-    assert config["rates"]["train"] and min(config["rates"]["train"].values()) > 0
-    assert config["device"].startswith("CPU ")
-    assert config["device"].endswith(f"on {config['versions']['backend']}")
-    assert recorder.messages[0] == f"Training tiny on {config['device']}"
+    assert config.budget["minutes"] == 30.0
+    assert config.budget["epochs"] == config.settings["epochs"] == 3  # the cap
+    assert set(config.rates) == {"train", "predict", "compile"}
+    assert config.rates["train"] and min(config.rates["train"].values()) > 0
+    assert config.device.startswith("CPU ")
+    assert config.device.endswith(f"on {config.versions['backend']}")
+    assert recorder.messages[0] == f"Training tiny on {config.device}"
     assert any(m.startswith("Budget 30 minutes: 2 fold(s) of about 3 epochs")
                for m in recorder.messages)
 
@@ -202,7 +203,7 @@ def test_a_resumed_budget_run_keeps_its_plan(synthetic_data, tmp_path):
     recorder = Recorder()
     run = cv.run_cv(ws, budget_options("again"), recorder)
     assert not any(m.startswith("Timing") for m in recorder.messages)  # not measured again
-    assert run.finished and run.config["budget"] == planned
+    assert run.finished and run.config.budget == planned
 
 
 def test_epochs_and_minutes_together_are_one_line_and_write_nothing(synthetic_data, tmp_path):

@@ -60,7 +60,7 @@ def test_two_runs_make_a_valid_submission_scored_on_the_hidden_truth(two_runs):
     assert np.array_equal(ours, expected)
     assert submission.score_files(result.path, ws.data_dir / synth.TEST_TRUTH)[0] == \
         pytest.approx(reference.score(hidden, ours), abs=1e-12)
-    best_single = max(a.scores["oof"]["score"], b.scores["oof"]["score"])
+    best_single = max(a.scores.score, b.scores.score)
     assert result.oof_score >= best_single
     assert sum(m.weight for m in result.members) == pytest.approx(1.0)
     row = ledger.read(ws.submissions_dir).set_index("file").loc["both.csv"]
@@ -71,8 +71,8 @@ def test_two_runs_make_a_valid_submission_scored_on_the_hidden_truth(two_runs):
 def test_a_single_run_ensemble_reproduces_its_oof_score_before_post_processing(two_runs):
     ws, a, _, _ = two_runs
     result = ensemble.run_ensemble(ws, ["narrow"], name="narrow-alone")
-    assert result.threshold_score == pytest.approx(a.scores["oof"]["score"], abs=1e-12)
-    assert result.threshold == a.scores["oof"]["threshold"]
+    assert result.threshold_score == pytest.approx(a.scores.score, abs=1e-12)
+    assert result.threshold == a.scores.threshold
 
 
 def test_runs_with_different_folds_are_refused(two_runs):
@@ -126,7 +126,7 @@ def test_the_demo_runs_the_whole_workflow_from_an_empty_folder(tmp_path, monkeyp
     text = " ".join(result.output.split())
     assert "generating the embedded default, 60 synthetic training and 12 test" in text
     assert "OOF score" in text and "Test score" in text and "kagglesalt submit" in text
-    written = list((tmp_path / "submissions").glob("demo-unet-k2-e1-*.csv"))
+    written = list((tmp_path / "submissions").glob("demo-unet-k2-*.csv"))
     assert len(written) == 1
     table = pd.read_csv(written[0], dtype=str, keep_default_na=False)
     sample = pd.read_csv(tmp_path / "data" / "sample_submission.csv", dtype=str)

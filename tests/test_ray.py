@@ -62,7 +62,7 @@ def test_ray_gives_the_folds_scores_and_files_of_the_local_run(synthetic_master,
     assert np.abs(on_ray.oof().astype(int) - local.oof().astype(int)).max() <= 1
     assert on_ray.oof().std() > 0  # the models learned something to compare
     assert json.loads((on_ray.path / "config.json").read_text())["settings"] == \
-        local.config["settings"]
+        local.config.settings
 
 
 def test_a_worker_killed_mid_fold_is_retried_and_the_run_finishes(synthetic_master,
@@ -159,3 +159,17 @@ def test_a_run_started_here_is_finished_on_ray(synthetic_master, tmp_path):
     recorder = Recorder()
     run = cv.run_cv(ws, options("moved"), recorder)
     assert run.finished and sorted(recorder.starts) == [1, 2]
+
+
+def test_folds_on_ray_keep_their_time_budget_on_the_workers_clock(synthetic_master, tmp_path):
+    from kagglesalt import budget
+
+    ws = Workspace(synthetic_master, tmp_path / "runs", tmp_path / "subs")
+    # A plan made from rates far too slow gives each fold the least; the workers time
+    # their own epochs and grow them to the most a fold may have.
+    slow = budget.Rates({"bce_dice": 0.01}, predict=1000.0, compile=0.1)
+    opts = cv.CVOptions("tiny", 3, "budget-on-ray", str(EXAMPLES), {"seed": 4},
+                        distributed.LOCAL, minutes=20, most_epochs=3)
+    run = cv.run_cv(ws, opts, Recorder(), rates=slow)
+    assert run.config.budget["epochs"] == 1
+    assert [run.fold_summary(k).epochs_run for k in range(3)] == [3, 3, 3]
