@@ -9,6 +9,8 @@ import click
 from kagglesalt import __version__
 from kagglesalt.console import console, counting
 from kagglesalt.errors import KaggleSaltError
+from kagglesalt.kaggle import COMPETITION
+from kagglesalt.plugins import PLUGINS_DIR_ENV
 from kagglesalt.workspace import Workspace
 
 
@@ -45,6 +47,11 @@ class KaggleSaltGroup(click.Group):
 def cli(ctx: click.Context, data_dir: Path, runs_dir: Path, submissions_dir: Path) -> None:
     """Train, ensemble and submit models for the Kaggle TGS Salt Identification Challenge."""
     ctx.obj = Workspace(data_dir, runs_dir, submissions_dir)
+
+
+plugins_dir_option = click.option(
+    "--plugins-dir", type=click.Path(file_okay=False), envvar=PLUGINS_DIR_ENV,
+    help=f"Folder of workspace plugin .py files [env {PLUGINS_DIR_ENV}].")
 
 
 @cli.command()
@@ -87,8 +94,7 @@ def _key_values(pairs: tuple[str, ...], option: str) -> dict[str, object]:
 
 @cli.command()
 @click.argument("name", required=False)
-@click.option("--plugins-dir", type=click.Path(file_okay=False), envvar="KAGGLESALT_PLUGINS_DIR",
-              help="Folder of workspace plugin .py files [env KAGGLESALT_PLUGINS_DIR].")
+@plugins_dir_option
 def models(name: str | None, plugins_dir: str | None) -> None:
     """List the registered models, or show model NAME: its training defaults, parameters
     and where it comes from."""
@@ -178,8 +184,7 @@ def _setting_options(command):
 @click.option("--folds", "-k", default=5, show_default=True, type=click.IntRange(min=2),
               help="Number of folds.")
 @click.option("--name", help="Run name [MODEL-kFOLDS-sSEED]; rerunning resumes it.")
-@click.option("--plugins-dir", type=click.Path(file_okay=False), envvar="KAGGLESALT_PLUGINS_DIR",
-              help="Folder of workspace plugin .py files [env KAGGLESALT_PLUGINS_DIR].")
+@plugins_dir_option
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
               metavar="[ADDRESS]",
               help="Train folds in parallel on Ray: alone, a local instance; 'auto' or "
@@ -415,8 +420,7 @@ def runs_command(ws: Workspace, names: tuple[str, ...]) -> None:
               help="Folder for the masks as PNGs (<image name>.png, 0/255).")
 @click.option("--csv", type=click.Path(dir_okay=False, path_type=Path),
               help="The masks as a submission-format CSV (id = image name).")
-@click.option("--plugins-dir", type=click.Path(file_okay=False), envvar="KAGGLESALT_PLUGINS_DIR",
-              help="Folder of workspace plugin .py files [env KAGGLESALT_PLUGINS_DIR].")
+@plugins_dir_option
 @click.pass_obj
 def predict(ws: Workspace, run: str, images: tuple[Path, ...], png_dir: Path | None,
             csv: Path | None, plugins_dir: str | None) -> None:
@@ -444,7 +448,7 @@ def _warn(text: str) -> None:
 
 
 competition_option = click.option(
-    "--competition", default="tgs-salt-identification-challenge", show_default=True,
+    "--competition", default=COMPETITION, show_default=True,
     envvar="KAGGLESALT_COMPETITION", help="Kaggle competition [env KAGGLESALT_COMPETITION].")
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ from kagglesalt.errors import KaggleSaltError
 
 SIZE = rle.SIZE
 CACHE_DIR = ".cache"
+# The Kaggle layout, as `kaggle competitions download` unpacks it.
+LAYOUT = ("train.csv", "depths.csv", "sample_submission.csv", "train/images", "train/masks",
+          "test/images")
 SOURCE_MARKER = ".kagglesalt-source.json"  # where the data came from: kaggle or synthetic
 CACHE_VERSION = 1
 
@@ -89,6 +93,22 @@ def source(data_dir: str | os.PathLike) -> dict:
 
 def is_synthetic(data_dir: str | os.PathLike) -> bool:
     return source(data_dir).get("source") == "synthetic"
+
+
+def layout_complete(data_dir: str | os.PathLike) -> bool:
+    """Every file and folder of the Kaggle layout is there."""
+    return all((Path(data_dir) / part).exists() for part in LAYOUT)
+
+
+def replace_folder(new: Path, data_dir: Path) -> None:
+    """Put the finished folder `new` in place of `data_dir` (which may not exist): the old
+    one is moved aside first, so a reader sees either the whole old set or the whole new."""
+    old = data_dir.with_name(f".{data_dir.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if data_dir.exists():
+        os.replace(data_dir, old)
+    os.replace(new, data_dir)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def load_train(data_dir: str | os.PathLike, progress: Progress | None = None,

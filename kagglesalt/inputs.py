@@ -9,7 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-SIZE = 101
+from kagglesalt.rle import SIZE
+
 MODES = ("resize", "pad")
 
 

@@ -27,8 +27,6 @@ from kagglesalt.data import SOURCE_MARKER
 from kagglesalt.errors import KaggleSaltError
 
 COMPETITION = "tgs-salt-identification-challenge"
-LAYOUT = ("train.csv", "depths.csv", "sample_submission.csv", "train/images", "train/masks",
-          "test/images")
 CHUNK = 1 << 20
 
 Progress = Callable[[int, int | None], None]
@@ -140,10 +138,6 @@ def _translated_errors(competition: str, doing: str) -> Iterator[None]:
 # ----------------------------------------------------------------------------- download
 
 
-def layout_complete(folder: Path) -> bool:
-    return all((folder / part).exists() for part in LAYOUT)
-
-
 def download(data_dir: str | os.PathLike, competition: str = COMPETITION, force: bool = False,
              progress: Progress | None = None, warn: Warn | None = None) -> str:
     """Download and unpack the competition into `data_dir`; returns what was done.
@@ -153,8 +147,8 @@ def download(data_dir: str | os.PathLike, competition: str = COMPETITION, force:
     half a layout.
     """
     data_dir = Path(data_dir)
-    source = data.source(data_dir)
-    if not force and layout_complete(data_dir) and source.get("source") != "synthetic":
+    synthetic = data.is_synthetic(data_dir)
+    if not force and data.layout_complete(data_dir) and not synthetic:
         return f"{data_dir} already holds the competition files: nothing to do (--force " \
                "downloads them again)"
     credentials = find_credentials(warn)
@@ -179,19 +173,18 @@ def download(data_dir: str | os.PathLike, competition: str = COMPETITION, force:
     staging = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.", dir=data_dir.parent))
     try:
         root = unpack(archive, staging)
-        if not layout_complete(root):
-            missing = next(p for p in LAYOUT if not (root / p).exists())
+        if not data.layout_complete(root):
+            missing = next(p for p in data.LAYOUT if not (root / p).exists())
             raise KaggleSaltError(f"the archive of {competition} has no {missing}: it is not "
                                   "the TGS Salt layout; check --competition")
         write_json(root / SOURCE_MARKER, {"source": "kaggle", "competition": competition,
                                           "files": sorted(f.name for f in files),
                                           "downloaded": timestamps.now()})
-        _swap_in(root, data_dir)
+        data.replace_folder(root, data_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
-    replaced = " (replacing the synthetic data set)" if source.get("source") == "synthetic" \
-        else ""
+    replaced = " (replacing the synthetic data set)" if synthetic else ""
     return f"Downloaded {competition} into {data_dir}{replaced}"
 
 
@@ -274,15 +267,6 @@ def unpack(archive: Path, staging: Path) -> Path:
             inner.unlink()
     roots = [p.parent for p in staging.rglob("train.csv")]
     return min(roots, key=lambda p: len(p.parts)) if roots else staging
-
-
-def _swap_in(root: Path, data_dir: Path) -> None:
-    old = data_dir.with_name(f".{data_dir.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if data_dir.exists():
-        os.replace(data_dir, old)
-    os.replace(root, data_dir)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- submit

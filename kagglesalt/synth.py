@@ -150,14 +150,7 @@ def generate(out_dir: str | os.PathLike, n_train: int = 4000, n_test: int = 1000
             staging / TEST_TRUTH, index=False)
         write_json(staging / data.SOURCE_MARKER, {"source": "synthetic", "seed": seed,
                                                   "train": n_train, "test": n_test})
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-            os.replace(staging, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out_dir)
+        data.replace_folder(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir

@@ -51,9 +51,9 @@ def _made_from_synthetic(path: Path, data_dir: Path) -> bool:
     from kagglesalt import runs
 
     record = runs.read_ensemble(path)
-    made_from = record.data_source if record is not None else data.source(data_dir).get(
-        "source", "")
-    return made_from == "synthetic"
+    if record is None:
+        return data.is_synthetic(data_dir)
+    return record.data_source == "synthetic"
 
 
 def refresh(ws: Workspace, competition: str = kaggle.COMPETITION,
