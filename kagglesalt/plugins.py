@@ -129,6 +129,9 @@ def models(plugins_dir: str | os.PathLike | None = None) -> dict[str, ModelSpec]
         def register(name: str, build: Callable[..., Any], description: str = "",
                      params: dict[str, Any] | None = None, _plugin=impl.plugin,
                      **defaults: Any) -> None:
+            if name in found:  # refused, never silently replaced
+                raise ValueError(f"model {name} is already registered by "
+                                 f"{found[name].source}: give it another name")
             checked = {}
             for key, value in defaults.items():
                 if key == "params":

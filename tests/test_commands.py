@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from kagglesalt import cv, data, infer, metric, plugins, runs
 from kagglesalt.cli import cli
+from kagglesalt.errors import KaggleSaltError
 from kagglesalt.workspace import Workspace
 
 EXAMPLES = str(Path(__file__).parent / "plugin_examples")
@@ -92,7 +93,7 @@ def test_predict_refuses_what_is_not_there(two_runs, tmp_path):
     result = CliRunner().invoke(cli, ["--runs-dir", str(two_runs.runs_dir), "predict",
                                       "first", str(tmp_path)])
     assert result.exit_code == 2 and "--png FOLDER and/or --csv FILE" in result.output
-    with pytest.raises(Exception, match="holds no .png images"):
+    with pytest.raises(KaggleSaltError, match="holds no .png images"):
         infer.image_files([tmp_path])
 
 
@@ -105,3 +106,93 @@ def test_models_name_shows_the_training_defaults_and_parameters():
     assert "--snapshots" in lines["snapshots"] and "3" in lines["snapshots"]
     assert "(model only)" in lines["input_size"]
     assert "has_salt_head" in output and json.dumps(True) in output
+
+
+def copy_of(ws, tmp_path) -> Workspace:
+    import shutil
+
+    shutil.copytree(ws.runs_dir, tmp_path / "runs")
+    return Workspace(ws.data_dir, tmp_path / "runs", tmp_path / "submissions")
+
+
+def outcome(ws, *args):
+    return CliRunner().invoke(cli, ["--data-dir", str(ws.data_dir), "--runs-dir",
+                                    str(ws.runs_dir), "--submissions-dir",
+                                    str(ws.submissions_dir), *args], env={"COLUMNS": "200"})
+
+
+def test_runs_with_one_name_says_how_it_is_used(two_runs):
+    result = outcome(two_runs, "runs", "first")
+    assert result.exit_code == 2
+    assert "give no run to list them all, or two or more to compare" in result.output
+
+
+def test_an_unfinished_run_is_refused_by_ensemble_predict_and_report(two_runs, tmp_path):
+    ws = copy_of(two_runs, tmp_path)
+    (ws.runs_dir / "first" / "scores.json").unlink()
+    image = str(next((Path(ws.data_dir) / "test" / "images").glob("*.png")))
+    for args in (["ensemble", "first"], ["predict", "first", image, "--csv", "x.csv"],
+                 ["report", "first"]):
+        result = outcome(ws, *args)
+        assert result.exit_code == 1, args
+        assert "run first is not finished" in result.output \
+            or "has no scores.json" in result.output, args
+        assert "Traceback" not in result.output
+
+
+def test_a_run_without_models_is_refused_by_predict(two_runs, tmp_path):
+    ws = copy_of(two_runs, tmp_path)
+    for model in (ws.runs_dir / "first").glob("fold_*/model_*.keras"):
+        model.unlink()
+    image = str(next((Path(ws.data_dir) / "test" / "images").glob("*.png")))
+    result = outcome(ws, "predict", "first", image, "--csv", str(tmp_path / "x.csv"),
+                     "--plugins-dir", EXAMPLES)
+    assert result.exit_code == 1 and "has no saved models" in result.output
+
+
+def test_runs_of_other_data_are_refused_by_ensemble_and_report(two_runs, tmp_path):
+    ws = copy_of(two_runs, tmp_path)
+    path = ws.runs_dir / "second" / "config.json"
+    config = json.loads(path.read_text())
+    config["data"]["fingerprint"] = "0" * 16
+    path.write_text(json.dumps(config))
+    result = outcome(ws, "ensemble", "first", "second")
+    assert result.exit_code == 1 and "trained on different data" in result.output
+    for args in (["ensemble", "second"], ["report", "second"]):
+        result = outcome(ws, *args)
+        assert result.exit_code == 1, args
+        assert "are not those run second used" in result.output, args
+
+
+def test_report_with_nothing_to_report_is_one_line(tmp_path, synthetic_data):
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "submissions")
+    result = outcome(ws, "report")
+    assert result.exit_code == 1 and "nothing to report" in result.output
+
+
+def test_ctrl_c_exits_with_130_and_says_finished_work_is_kept(two_runs, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cv, "run_cv", interrupted)
+    result = outcome(two_runs, "cv", "--model", "tiny", "--plugins-dir", EXAMPLES)
+    assert result.exit_code == 130
+    assert "Interrupted: finished work is kept; rerun the command to resume." in result.output
+
+
+def test_a_run_resumed_on_changed_data_is_refused(synthetic_data, tmp_path):
+    from kagglesalt import synth
+
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "submissions")
+    options = cv.CVOptions("tiny", 2, "changing", EXAMPLES, {"epochs": 1, "seed": 1})
+
+    class StopAfterFirstFold(cv.Reporter):
+        def fold_start(self, fold, folds, epochs, steps):
+            if fold == 1:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cv.run_cv(ws, options, StopAfterFirstFold())
+    synth.generate(synthetic_data, n_train=120, n_test=30, seed=99, force=True)
+    with pytest.raises(KaggleSaltError, match="exists with different data"):
+        cv.run_cv(ws, options)

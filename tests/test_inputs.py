@@ -13,7 +13,10 @@ def test_model_inputs_come_back_to_101(mode):
     assert x.shape == (3, 128, 128, 1) and x.dtype == np.float32 and x.max() <= 1
     back = inputs.from_output(x, mode)
     assert back.shape == (3, 101, 101)
-    assert np.abs(back - images / 255.0).max() <= 1e-6 if mode == "pad" else True
+    # pad mode gives the pixels back exactly; resizing there and back blurs noise a little
+    limit = 1e-6 if mode == "pad" else 0.5
+    assert np.abs(back - images / 255.0).max() <= limit
+    assert np.abs(back - images / 255.0).mean() <= (1e-6 if mode == "pad" else 0.15)
 
 
 def test_a_smooth_image_survives_the_resize_round_trip():

@@ -76,3 +76,18 @@ def test_a_command_plugin_adds_a_command(monkeypatch):
 def test_an_unknown_model_names_the_available_ones():
     with pytest.raises(KaggleSaltError, match="no model named 'nope'.*unet_deep"):
         plugins.get_model("nope")
+
+
+def test_a_plugin_that_takes_a_registered_name_is_refused_not_swapped_in(tmp_path):
+    (tmp_path / "impostor.py").write_text(textwrap.dedent("""
+        from kagglesalt.hookspecs import hookimpl
+
+        @hookimpl
+        def register_models(register):
+            register("unet", lambda input_size=128: None, description="not the classic one")
+    """))
+    found = plugins.models(tmp_path)
+    assert found["unet"].source == "built-in"
+    assert found["unet"].description.startswith("classic notebook U-Net")
+    assert plugins.broken()[f"{tmp_path.name}/impostor.py"] == \
+        "ValueError: model unet is already registered by built-in: give it another name"
