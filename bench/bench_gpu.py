@@ -1,7 +1,7 @@
 """The quality and speed targets of `kagglesalt cv --model unet_deep --folds 5` on a GPU.
 
     KERAS_BACKEND=jax python bench/bench_gpu.py --npz .devdata/tgs.npz --out $OUT \
-        [--stop-after-folds 1] [--fold1-floor 0.83] [--set key=value ...] [--overhead]
+        [--stop-after-folds 1] [--fold1-floor 0.83] [--set key=value ...] [--deadline-s S]
 
 `--npz` holds ids, images, masks and depths of the real training set (bench/prepare_gpu.sh
 makes it from ../shared/tgs-salt). It is written out in the Kaggle layout, with 18,000 test
@@ -64,17 +64,12 @@ def write_layout(npz: Path, root: Path, n_test: int) -> None:
 
 
 class PrintReporter(Reporter):
-    """Prints every epoch; interrupts like Ctrl-C (finished folds are kept) at the start of
-    a fold past `stop_after` new folds, or past the deadline."""
+    """Prints every epoch."""
 
-    def __init__(self, stop_after: int, deadline: float):
-        self.stop_after, self.deadline, self.started = stop_after, deadline, 0
+    def __init__(self):
         self.epoch_start = time.perf_counter()
 
     def fold_start(self, fold, folds, epochs, steps):
-        if self.started >= self.stop_after or time.perf_counter() > self.deadline:
-            raise KeyboardInterrupt
-        self.started += 1
         say(f"fold {fold + 1}/{folds}: {epochs} epochs of {steps} steps")
         self.epoch_start = time.perf_counter()
 
@@ -134,28 +129,30 @@ def main() -> None:
     overrides = key_values(args.set)
     options = cv.CVOptions(args.model, args.folds, args.name, settings=overrides)
     deadline = time.perf_counter() + (args.deadline_s or float("inf"))
-    reporter = PrintReporter(args.stop_after_folds, deadline)
+    reporter = PrintReporter()
     run = Run(ws.runs_dir / args.name)
     summary: dict = {"model": args.model, "overrides": overrides}
     start = time.perf_counter()
 
     def train(folds: int) -> bool:
-        """Train up to `folds` more folds; True when the run is finished."""
-        reporter.stop_after = reporter.started + folds
-        try:
-            cv.run_cv(ws, options, reporter)
-            return True
-        except KeyboardInterrupt:
-            return False
+        """Train up to `folds` more folds, one call each, starting none after the
+        deadline; True when the run is finished."""
+        for _ in range(folds):
+            left = [k for k in range(args.folds) if run.fold_summary(k) is None]
+            if not left or time.perf_counter() > deadline:
+                break
+            cv.run_cv(ws, dataclasses.replace(options, folds_to_train=(left[0],)), reporter)
+        return run.finished
 
     if run.fold_summary(0) is None:
         train(1)
-    first, finished = run.fold_summary(0), False
+    first, finished = run.fold_summary(0), run.finished
     say(f"fold 1 scored {first.score:.4f} in {first.seconds} s")
     if first.score < args.fold1_floor:
         say(f"fold 1 is under {args.fold1_floor}: not worth the other folds")
     else:
-        finished = train(max(0, args.stop_after_folds - reporter.started))
+        trained = sum(run.fold_summary(k) is not None for k in range(args.folds))
+        finished = train(max(0, min(args.stop_after_folds, args.folds) - trained))
     if finished and run.finished:
         summary["oof"] = {"score": run.scores.score, "threshold": run.scores.threshold}
         say(f"CV done: OOF {summary['oof']['score']:.4f} at threshold "

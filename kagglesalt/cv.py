@@ -54,6 +54,9 @@ class CVOptions:
     # fit it on this machine (not with an "epochs" setting), and each fold re-plans its own.
     minutes: float | None = None
     most_epochs: int = budget.MAX_EPOCHS  # per fold, however much time a budget leaves
+    # Train only these folds now (None: every unfinished one); the run is finished by the
+    # call that trains its last fold.
+    folds_to_train: tuple[int, ...] | None = None
 
 
 def no_data_message(data_dir: str | Path) -> str:
@@ -132,7 +135,9 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None,
     else:
         if rates is None:
             reporter.message(f"Timing {options.model} on this machine")
-            rates = measure_rates(spec, chosen, steps=8 if options.minutes else 3)
+            # A budget needs each stage's rate; an ETA is fine with the first one's.
+            rates = measure_rates(spec, chosen, steps=8 if options.minutes else 3,
+                                  every_loss=options.minutes is not None)
         plan = None
         if options.minutes is not None:
             left = options.minutes * 60 - (time.perf_counter() - started)
@@ -166,19 +171,20 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None,
         if summary is not None:
             reporter.message(f"fold {k + 1}/{options.folds} already trained: "
                              f"score {summary.score:.4f}")
-        else:
+        elif options.folds_to_train is None or k in options.folds_to_train:
             run.clear_fold(k)  # a fold cut short starts over
             pending.append(k)
     estimate = budget.run_seconds(chosen, work, len(pending), rates, len(train))
     _say_plan(reporter, options, chosen, rates, plan, estimate, len(pending))
     progress = budget.RunProgress(reporter, chosen, work, rates, options.folds, len(train),
                                   f"cv {name}")
-    progress.start(finished)
-    # A resumed budget run gives its remaining folds their share of the original budget.
+    progress.start([k for k in range(options.folds) if k not in pending])
+    # A resumed budget run, or one training some of its folds, gives them their share of
+    # the budget.
     deadline = None
     if plan is not None:
         deadline = time.perf_counter() + plan.minutes * 60 * len(pending) / options.folds \
-            if resuming else started + plan.minutes * 60
+            if resuming or len(pending) < options.folds else started + plan.minutes * 60
     if cluster is not None:
         within = None
         if deadline is not None:  # folds in waves of as many as the cluster runs at once
@@ -201,7 +207,9 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None,
             run.write_fold(train_fold(spec, chosen, train.images[~valid], train.masks[~valid],
                                       train.images[valid], train.masks[valid], test.images, k,
                                       options.folds, progress, within))
-    _finish(run, train, test, assignment, [run.fold_summary(k) for k in range(options.folds)])
+    summaries = [run.fold_summary(k) for k in range(options.folds)]
+    if None not in summaries:
+        _finish(run, train, test, assignment, summaries)
     progress.finish()
     return run
 

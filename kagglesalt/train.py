@@ -365,11 +365,11 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
 
 
 def measure_rates(spec: ModelSpec, settings: TrainSettings, steps: int = 8,
-                  patience: float = 3.0) -> budget.Rates:
-    """Time the model's training steps (each stage's loss), its compilation and its
-    prediction on this machine, on random images of the run's shapes. Each loss is timed
-    for `steps` steps or `patience` seconds (at least two), and the median step counts, so
-    one slow step does not make the machine look slow."""
+                  patience: float = 3.0, every_loss: bool = True) -> budget.Rates:
+    """Time the model's training steps (each stage's loss, or the first stage's alone),
+    its compilation and its prediction on this machine, on random images of the run's
+    shapes. Each loss is timed for `steps` steps or `patience` seconds (at least two), and
+    the median step counts, so one slow step does not make the machine look slow."""
     rng = np.random.default_rng(0)
     size, batch = settings.input_size, settings.batch_size
     model, predictor = build_models(spec, settings)
@@ -377,7 +377,7 @@ def measure_rates(spec: ModelSpec, settings: TrainSettings, steps: int = 8,
     y = (rng.random(x.shape) > 0.5).astype(np.float32)
     targets = (y, np.ones((batch, 1), np.float32)) if len(model.outputs) == 2 else y
     train, compiled = {}, []
-    for stage in stage_plan(settings, 2):
+    for stage in stage_plan(settings, 2)[:None if every_loss else 1]:
         if stage.loss in train:
             continue
         began = time.perf_counter()

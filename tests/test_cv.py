@@ -229,3 +229,14 @@ def test_a_run_that_would_take_hours_says_so_and_names_the_budget_option(synthet
         cv.run_cv(ws, options(epochs=100), recorder, rates=slow)
     said = " ".join(recorder.messages)
     assert "days on this machine" in said and "cv --minutes" in said
+
+
+def test_some_folds_can_be_trained_now_and_the_rest_later(synthetic_data, tmp_path):
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    first = cv.run_cv(ws, cv.CVOptions("tiny", 2, "parts", EXAMPLES, {"epochs": 1},
+                                       folds_to_train=(0,)))
+    assert first.fold_summary(0) is not None and first.fold_summary(1) is None
+    assert not first.finished
+    run = cv.run_cv(ws, cv.CVOptions("tiny", 2, "parts", EXAMPLES, {"epochs": 1},
+                                     folds_to_train=(1,)))
+    assert run.finished and None not in run.fold_scores()
