@@ -62,7 +62,7 @@ def main() -> None:
     if not (args.data / "train.csv").exists():
         sys.exit(f"no competition data in {args.data}")
 
-    from kagglesalt import runs, submission
+    from kagglesalt import data, runs, submission, submissions
 
     name = args.name or f"{args.model}-k{args.folds}-m{args.minutes:g}"
     runs_dir, subs_dir = args.work / "runs", args.work / "submissions"
@@ -76,8 +76,8 @@ def main() -> None:
 
     run = runs.open_run(runs_dir, name)
     config = run.config
-    record = runs.read_ensemble(subs_dir / f"{name}.csv")
-    submission.validate(subs_dir / f"{name}.csv", args.data)
+    record = submissions.read_ensemble(subs_dir / f"{name}.csv")
+    submission.validate(subs_dir / f"{name}.csv", data.sample_submission_ids(args.data))
     folds = [run.fold_summary(k) for k in range(run.n_folds)]
     rates = config.rates
     lines = [

@@ -39,6 +39,13 @@ def keep_freed_memory() -> None:
     mallopt(m_top_pad, 64 << 20)
 
 
+def keras_backend() -> str:
+    """The Keras backend in use: "tensorflow", "jax" or "torch"."""
+    import keras
+
+    return keras.backend.backend()
+
+
 def import_keras() -> ModuleType:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     keep_freed_memory()

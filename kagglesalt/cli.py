@@ -257,18 +257,20 @@ def _parse_weights(text: str) -> str | list[float]:
 
 def _make_submission(ws: Workspace, run_names: tuple[str, ...], weights: str,
                      name: str | None, threshold: float | None = None,
-                     post: str = "auto", status: bool = True) -> Path:
-    import contextlib
-
-    from rich.table import Table
-
+                     post: str = "auto") -> Path:
     from kagglesalt import ensemble as ensembles
 
-    spinner = console.status("Choosing weights, threshold and post-processing on OOF, then "
-                             "writing the submission") if status else contextlib.nullcontext()
-    with spinner:  # not inside the demo's live progress display
+    with console.status("Choosing weights, threshold and post-processing on OOF, then "
+                        "writing the submission"):
         result = ensembles.run_ensemble(ws, run_names, _parse_weights(weights), name,
                                         threshold, post)
+    _print_ensemble(result)
+    return result.path
+
+
+def _print_ensemble(result) -> None:
+    from rich.table import Table
+
     table = Table("run", "OOF score", "weight", title="ensemble")
     for member in result.members:
         table.add_row(member.name, f"{member.oof_score:.4f}", f"{member.weight:.2f}")
@@ -280,7 +282,6 @@ def _make_submission(ws: Workspace, run_names: tuple[str, ...], weights: str,
                   f"then drop components under {post.min_component} px and masks under "
                   f"{post.min_area} px (OOF {result.oof_score:.4f}); {result.chosen}")
     console.print(f"Wrote {result.path}")
-    return result.path
 
 
 @cli.command()
@@ -319,10 +320,10 @@ def demo(ws: Workspace, minutes: float) -> None:
 
     reporter = RichReporter()
     try:
-        result = demos.run_demo(ws, minutes, reporter, lambda run: _make_submission(
-            ws, (run,), "auto", None, status=False))
+        result = demos.run_demo(ws, minutes, reporter)
     finally:
         reporter.close()
+    _print_ensemble(result.ensemble)
     from kagglesalt import runs
 
     _print_scores(runs.open_run(ws.runs_dir, result.run_name))

@@ -29,8 +29,9 @@ from kagglesalt import (
     settings,
     timestamps,
 )
-from kagglesalt.backend import device
+from kagglesalt.backend import device, keras_backend
 from kagglesalt.errors import KaggleSaltError
+from kagglesalt.model_spec import ModelSpec
 from kagglesalt.progress import Reporter
 from kagglesalt.runs import DataRecord, FoldSummary, Run, RunConfig, RunScores
 from kagglesalt.train import measure_rates, train_fold
@@ -67,18 +68,16 @@ def no_data_message(data_dir: str | Path) -> str:
 
 
 def _versions() -> dict[str, str]:
-    import keras
-
     out = {"kagglesalt": __version__, "python": sys.version.split()[0]}
     for package in ("keras", "numpy", "tensorflow", "tensorflow-cpu", "jax", "jaxlib",
                     "torch"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             out[package] = importlib.metadata.version(package)
-    out["backend"] = keras.backend.backend()
+    out["backend"] = keras_backend()
     return out
 
 
-def prepare(ws: Workspace, options: CVOptions) -> tuple[plugins.ModelSpec,
+def prepare(ws: Workspace, options: CVOptions) -> tuple[ModelSpec,
                                                          settings.TrainSettings]:
     """Every check that needs no data: the model, its settings, the number of folds."""
     spec = plugins.get_model(options.model, options.plugins_dir)

@@ -13,12 +13,11 @@ about 300 (measured: 700 images, batch 16, 64x64).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kagglesalt import budget, cv, data, plugins, synth, timestamps
+from kagglesalt import budget, cv, data, ensemble, plugins, submission, synth, timestamps
 from kagglesalt.progress import Reporter
 from kagglesalt.settings import TrainSettings
 from kagglesalt.workspace import Workspace
@@ -111,17 +110,17 @@ class DemoResult:
     plan: Plan
     rates: budget.Rates
     seconds: float
+    ensemble: ensemble.EnsembleResult  # the submission's members, threshold, post-processing
 
 
-def run_demo(ws: Workspace, minutes: float, reporter: Reporter,
-             make_submission: Callable[[str], Path]) -> DemoResult:
-    """Measure, plan, make the data, cross-validate and ensemble (`make_submission(run)`
-    writes the submission) within `minutes`: the data's size and the first plan of epochs
-    come from the speed measured first, and the folds re-plan their epochs as they go."""
-    from kagglesalt import submission
+def run_demo(ws: Workspace, minutes: float, reporter: Reporter | None = None) -> DemoResult:
+    """Measure, plan, make the data, cross-validate and ensemble into a submission within
+    `minutes`: the data's size and the first plan of epochs come from the speed measured
+    first, and the folds re-plan their epochs as they go."""
     from kagglesalt.train import measure_rates
 
     started = time.perf_counter()
+    reporter = reporter or Reporter()
     reporter.message(f"Timing {MODEL} on this machine to fit the demo into {minutes:g} "
                      "minutes")
     rates = measure_rates(plugins.get_model(MODEL), _settings(MIN_EPOCHS))
@@ -148,10 +147,10 @@ def run_demo(ws: Workspace, minutes: float, reporter: Reporter,
                            most_epochs=MAX_EPOCHS)
     bar = _DemoBar(reporter, plan.parts["data"], plan.parts["ensemble"])
     run = cv.run_cv(ws, options, bar, rates)
-    path = make_submission(run.name)
+    made = ensemble.run_ensemble(ws, (run.name,), "auto")
     reporter.advance(plan.parts["ensemble"])
     truth = Path(ws.data_dir) / synth.TEST_TRUTH
-    score = submission.score_files(path, truth)[0] if truth.exists() else None
+    score = submission.score_files(made.path, truth)[0] if truth.exists() else None
     epochs = max(run.fold_summary(k).epochs_run for k in range(FOLDS))
-    return DemoResult(run.name, path, score, replace(plan, epochs=epochs), rates,
-                      time.perf_counter() - started)
+    return DemoResult(run.name, made.path, score, replace(plan, epochs=epochs), rates,
+                      time.perf_counter() - started, made)

@@ -81,9 +81,9 @@ def connect(address: str, cpus_per_fold: float = 1.0,
     """Start or join Ray and check that one fold fits; one line if either fails."""
     ray = _import_ray()
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-    import keras
+    from kagglesalt.backend import keras_backend
 
-    env["KERAS_BACKEND"] = keras.backend.backend()
+    env["KERAS_BACKEND"] = keras_backend()
     if address != LOCAL:
         _check_reachable(address)
     if not ray.is_initialized():

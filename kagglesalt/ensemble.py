@@ -15,7 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from kagglesalt import data, ledger, metric, postprocess, rle, runs, submission, timestamps
+from kagglesalt import (
+    data,
+    metric,
+    postprocess,
+    rle,
+    runs,
+    submission,
+    submissions,
+    timestamps,
+)
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.workspace import Workspace
 
@@ -70,19 +79,8 @@ def check_compatible(members: Sequence[runs.Run]) -> None:
                                   "runs made with the same --folds and --seed")
 
 
-def combine(arrays: Sequence[np.ndarray], weights: Sequence[float],
-            index: slice = slice(None)) -> np.ndarray:
-    """Weighted mean of uint8 probability levels (weights summing to 1), as uint8 levels."""
-    out = np.zeros(arrays[0][index].shape, np.float32)
-    for array, weight in zip(arrays, weights, strict=True):
-        if weight:
-            out += np.float32(weight) * array[index]
-    np.rint(out, out=out)
-    return np.clip(out, 0, 255, out=out).astype(np.uint8)
-
-
 def _score(truth: np.ndarray, oofs: Sequence[np.ndarray], weights: Sequence[float]) -> float:
-    return metric.threshold_curve(truth, combine(oofs, weights)).score
+    return metric.threshold_curve(truth, metric.combine(oofs, weights)).score
 
 
 def fit_weights(truth: np.ndarray, oofs: Sequence[np.ndarray]) -> list[float]:
@@ -149,7 +147,7 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
         if any(w < 0 for w in weights) or sum(weights) <= 0:
             raise KaggleSaltError("--weights must be non-negative and not all zero")
         chosen = [w / sum(weights) for w in weights]
-    oof_levels = combine(oofs, chosen)
+    oof_levels = metric.combine(oofs, chosen)
     search = metric.threshold_curve(train.masks, oof_levels)
     cut = search.threshold if threshold is None else threshold
     binary = metric.binarize(oof_levels, cut)
@@ -165,19 +163,19 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
     tests = [run.test() for run in members]
     rles: list[str] = []
     for start in range(0, len(test_ids), TEST_CHUNK):
-        levels = combine(tests, chosen, slice(start, start + TEST_CHUNK))
+        levels = metric.combine(tests, chosen, slice(start, start + TEST_CHUNK))
         rles += rle.encode(rule(metric.binarize(levels, cut)))
     member_rows = [Member(r.name, r.oof_score, w)
                    for r, w in zip(members, chosen, strict=True)]
     threshold_score = metric.score(train.masks, binary)
     submission.write_rles(path, test_ids, rles)
-    runs.write_ensemble(path, runs.EnsembleRecord(
+    submissions.write_ensemble(path, submissions.EnsembleRecord(
         submission=path.name, members=[asdict(m) for m in member_rows],
         oof_score=final_score, threshold=cut, score_before_postprocess=threshold_score,
         postprocess=asdict(rule), created=timestamps.now(),
         curve={"thresholds": search.thresholds.tolist(), "scores": search.scores.tolist()},
         data_source=data.source(ws.data_dir).get("source", "")))
-    ledger.add(ws.submissions_dir, file=path.name, sha256=ledger.sha256(path),
+    submissions.Ledger(ws.submissions_dir).add(file=path.name, sha256=submissions.sha256(path),
                created=timestamps.now(), source=" + ".join(f"{m.name}:{m.weight:.2f}"
                                                         for m in member_rows),
                oof_score=f"{final_score:.6f}")

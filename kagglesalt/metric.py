@@ -12,6 +12,7 @@ and union at every threshold at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,17 @@ def to_levels(probabilities: np.ndarray) -> np.ndarray:
 def binarize(levels: np.ndarray, threshold: float) -> np.ndarray:
     """Salt where the probability level exceeds the threshold."""
     return to_levels(levels) > 255.0 * threshold
+
+
+def combine(arrays: Sequence[np.ndarray], weights: Sequence[float],
+            index: slice = slice(None)) -> np.ndarray:
+    """Weighted mean of uint8 probability levels (weights summing to 1), as uint8 levels."""
+    out = np.zeros(arrays[0][index].shape, np.float32)
+    for array, weight in zip(arrays, weights, strict=True):
+        if weight:
+            out += np.float32(weight) * array[index]
+    np.rint(out, out=out)
+    return np.clip(out, 0, 255, out=out).astype(np.uint8)
 
 
 def _scores_from_counts(intersection: np.ndarray, union: np.ndarray,

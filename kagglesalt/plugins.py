@@ -12,7 +12,6 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,38 +20,12 @@ import pluggy
 from kagglesalt import hookspecs, settings
 from kagglesalt.backend import quiet_native_stderr
 from kagglesalt.errors import KaggleSaltError
+from kagglesalt.model_spec import ModelSpec
 
 DEFAULT_PLUGINS = ("kagglesalt_plugins.unet", "kagglesalt_plugins.unet_deep",
                    "kagglesalt_plugins.unet_lite")
 ENTRY_POINT_GROUP = "kagglesalt"
 PLUGINS_DIR_ENV = "KAGGLESALT_PLUGINS_DIR"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A registered model: how to build it and how to train it by default."""
-
-    name: str
-    build: Callable[..., Any]
-    description: str
-    source: str
-    params: dict[str, Any] = field(default_factory=dict)
-    defaults: dict[str, Any] = field(default_factory=dict)
-
-    def default(self, key: str) -> Any:
-        """The model's default for training setting `key`, or the declared one."""
-        return self.defaults[key] if key in self.defaults else settings.default(key)
-
-    def training_settings(self, overrides: dict[str, Any] | None = None
-                          ) -> settings.TrainSettings:
-        """The training settings of this model, with `overrides` (None values: not given);
-        KaggleSaltError names the first that is not allowed."""
-        overrides = dict(overrides or {})
-        unknown = set(overrides.get("params") or {}) - set(self.params)
-        if unknown:
-            raise KaggleSaltError(f"model {self.name} has no parameter {sorted(unknown)[0]}: "
-                                  f"it takes {', '.join(sorted(self.params)) or 'none'}")
-        return settings.resolve(self.defaults, overrides, self.params)
 
 
 pm: pluggy.PluginManager

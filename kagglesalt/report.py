@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from kagglesalt import data, folds, metric, runs
+from kagglesalt import data, folds, metric, runs, submissions
 from kagglesalt.atomic import write_text
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.postprocess import PostProcess
@@ -62,11 +62,9 @@ def _run_subject(run: runs.Run) -> Subject:
 
 
 def _ensemble_subject(ws: Workspace, record_path: Path) -> Subject:
-    from kagglesalt.ensemble import combine
-
-    record = runs.read_ensemble(record_path)
+    record = submissions.read_ensemble(record_path)
     members = [runs.open_run(ws.runs_dir, name) for name in record.weights]
-    oof = combine([r.oof() for r in members], list(record.weights.values()))
+    oof = metric.combine([r.oof() for r in members], list(record.weights.values()))
     config = {"ensemble": record.submission, "postprocess": record.postprocess,
               "members": record.weights, "data": record.data_source}
     scores = {"oof": {"score": record.oof_score, "threshold": record.threshold},
@@ -78,10 +76,10 @@ def _ensemble_subject(ws: Workspace, record_path: Path) -> Subject:
 
 def subject_for(ws: Workspace, name: str | None) -> Subject:
     """A run by name, an ensemble by submission name, else the newest of either."""
-    ensembles = runs.ensemble_records(ws.submissions_dir)
+    ensembles = submissions.ensemble_records(ws.submissions_dir)
     if name:
         candidate = Path(ws.submissions_dir) / f"{Path(name).stem}.json"
-        if runs.read_ensemble(candidate) is not None:
+        if submissions.read_ensemble(candidate) is not None:
             return _ensemble_subject(ws, candidate)
         return _run_subject(runs.open_run(ws.runs_dir, name))
     finished = runs.finished_runs(ws.runs_dir)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kagglesalt import ledger, metric, rle
+from kagglesalt import metric, rle
 from kagglesalt.atomic import atomic_open
 from kagglesalt.errors import KaggleSaltError
 
@@ -84,19 +84,10 @@ def score_files(submission: str | os.PathLike, truth: str | os.PathLike) -> tupl
     return metric.score(masks_of(known, ids), masks_of(predicted, ids)), len(ids)
 
 
-def validate(path: str | os.PathLike, data_dir: str | os.PathLike) -> pd.DataFrame:
-    """A submission Kaggle will take: well-formed rows for exactly the sample's ids."""
-    from kagglesalt import data
-
+def validate(path: str | os.PathLike, expected_ids: Sequence[str],
+             expected_from: str = "sample_submission.csv") -> pd.DataFrame:
+    """A submission Kaggle will take: well-formed rows for exactly the expected ids (the
+    competition's sample submission's)."""
     table = read(path)
-    check_ids(table, data.sample_submission_ids(data_dir), path, "sample_submission.csv")
+    check_ids(table, expected_ids, path, expected_from)
     return table
-
-
-def newest(submissions_dir: str | os.PathLike) -> Path:
-    """The most recently written submission CSV in `submissions_dir`."""
-    files = [f for f in Path(submissions_dir).glob("*.csv") if f.name != ledger.NAME]
-    if not files:
-        raise KaggleSaltError(f"no submission in {submissions_dir}: make one with "
-                              "`kagglesalt ensemble`")
-    return max(files, key=lambda p: p.stat().st_mtime)

@@ -27,7 +27,7 @@ from kagglesalt import budget, inputs, losses, metric, predict
 from kagglesalt.augment import Augment
 from kagglesalt.backend import enable_compilation_cache
 from kagglesalt.errors import KaggleSaltError
-from kagglesalt.plugins import ModelSpec
+from kagglesalt.model_spec import ModelSpec
 from kagglesalt.progress import Reporter
 from kagglesalt.schedule import Stage, stage_plan
 from kagglesalt.settings import TrainSettings

@@ -9,12 +9,11 @@ from kagglesalt import (
     cv,
     data,
     ensemble,
-    ledger,
     metric,
     plugins,
     postprocess,
-    runs,
     submission,
+    submissions,
     synth,
 )
 from kagglesalt.cli import cli
@@ -56,16 +55,16 @@ def test_two_runs_make_a_valid_submission_scored_on_the_hidden_truth(two_runs):
     # post-processed, and scores on the hidden masks what `kagglesalt score` says it does.
     weights = [m.weight for m in result.members]
     expected = result.postprocess(metric.binarize(
-        ensemble.combine([a.test(), b.test()], weights), result.threshold))
+        metric.combine([a.test(), b.test()], weights), result.threshold))
     assert np.array_equal(ours, expected)
     assert submission.score_files(result.path, ws.data_dir / synth.TEST_TRUTH)[0] == \
         pytest.approx(reference.score(hidden, ours), abs=1e-12)
     best_single = max(a.scores.score, b.scores.score)
     assert result.oof_score >= best_single
     assert sum(m.weight for m in result.members) == pytest.approx(1.0)
-    row = ledger.read(ws.submissions_dir).set_index("file").loc["both.csv"]
+    row = submissions.Ledger(ws.submissions_dir).read().set_index("file").loc["both.csv"]
     assert float(row["oof_score"]) == pytest.approx(result.oof_score, abs=1e-6)
-    assert row["sha256"] == ledger.sha256(result.path)
+    assert row["sha256"] == submissions.sha256(result.path)
 
 
 def test_a_single_run_ensemble_reproduces_its_oof_score_before_post_processing(two_runs):
@@ -144,7 +143,7 @@ def test_weights_are_fitted_for_more_than_three_runs():
     weights = ensemble.fit_weights(truth, [noise[0], noise[1], right, noise[2], noise[3]])
     assert len(weights) == 5 and sum(weights) == pytest.approx(1.0)
     assert weights[2] == max(weights) and weights[2] > 0.5
-    assert metric.threshold_curve(truth, ensemble.combine(
+    assert metric.threshold_curve(truth, metric.combine(
         [noise[0], noise[1], right, noise[2], noise[3]], weights)).score == 1.0
 
 
@@ -171,7 +170,7 @@ def test_threshold_and_post_processing_can_be_given(two_runs):
     expected = metric.score(data.load_train(ws.data_dir).masks,
                             postprocess.PostProcess(5, 7)(metric.binarize(oof, 0.3)))
     assert result.oof_score == pytest.approx(expected)
-    record = runs.read_ensemble(result.path)
+    record = submissions.read_ensemble(result.path)
     assert record.threshold == 0.3 and record.postprocess == {"min_component": 5,
                                                               "min_area": 7}
     none = ensemble.run_ensemble(ws, ["narrow"], name="plain", post="none")

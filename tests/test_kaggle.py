@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from kagglesalt import data, ledger
+from kagglesalt import data, submissions
 from kagglesalt.cli import cli
 from tests.kaggle_server import FakeKaggle, competition_zip
 
@@ -190,9 +190,9 @@ def test_submit_uploads_and_records_the_submission(server, with_data):
     assert server.rpc_calls() == ["StartSubmissionUpload", "CreateSubmission"]
     assert server.submitted[0]["bytes"] == path.read_bytes()
     assert server.submitted[0]["description"] == "first try"
-    row = ledger.read(with_data / "submissions").iloc[-1]
+    row = submissions.Ledger(with_data / "submissions").read().iloc[-1]
     assert row["file"] == "first.csv" and row["kaggle_ref"] == "1000"
-    assert row["sha256"] == ledger.sha256(path) and row["message"] == "first try"
+    assert row["sha256"] == submissions.sha256(path) and row["message"] == "first try"
 
 
 @pytest.mark.parametrize("change, problem", [
@@ -223,7 +223,7 @@ def test_a_failed_upload_reported_as_ref_0_is_an_error(server, with_data):
     server.upload_status = 500
     one_line_error(kagglesalt("submit", "-m", "lost"), "did not accept the upload",
                    "nothing was submitted")
-    table = ledger.read(with_data / "submissions")
+    table = submissions.Ledger(with_data / "submissions").read()
     assert (table["kaggle_ref"] == "").all()
 
 
@@ -234,7 +234,7 @@ def test_submissions_lists_scores_and_writes_them_into_the_ledger(server, with_d
     assert result.exit_code == 0, result.output
     assert "scored" in result.output and "0.80100" in result.output
     assert "complete" in result.output
-    row = ledger.read(with_data / "submissions").iloc[-1]
+    row = submissions.Ledger(with_data / "submissions").read().iloc[-1]
     assert row["public_score"] == "0.80100" and row["private_score"] == "0.79900"
     assert row["status"] == "complete"
 
@@ -253,10 +253,9 @@ def test_a_submission_made_from_synthetic_data_is_refused_unless_forced(server, 
 
 
 def test_an_ensemble_record_of_synthetic_data_refuses_its_file_on_real_data(server, with_data):
-    from kagglesalt import runs
 
     path = write_submission(with_data)
-    runs.write_ensemble(path, runs.EnsembleRecord(path.name, [], 0.7, 0.5, 0.7, {}, "now", {},
-                                                  data_source="synthetic"))
+    submissions.write_ensemble(path, submissions.EnsembleRecord(
+        path.name, [], 0.7, 0.5, 0.7, {}, "now", {}, data_source="synthetic"))
     one_line_error(kagglesalt("submit", "-m", "old demo"), "made from the synthetic data set")
     assert server.requests == []

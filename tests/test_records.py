@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from kagglesalt import ledger, runs
+from kagglesalt import runs, submissions
 from kagglesalt.cli import cli
 from kagglesalt.errors import KaggleSaltError
 
@@ -34,9 +34,9 @@ def test_a_run_written_by_version_0_1_0_loads(old):
 
 
 def test_an_ensemble_and_ledger_written_by_version_0_1_0_load(old):
-    record = runs.read_ensemble(old / "submissions" / "old-ensemble.csv")
+    record = submissions.read_ensemble(old / "submissions" / "old-ensemble.csv")
     assert record.weights == {"old-run": 1.0} and 0 <= record.oof_score <= 1
-    table = ledger.read(old / "submissions")
+    table = submissions.Ledger(old / "submissions").read()
     assert list(table["file"]) == ["old-ensemble.csv"]
 
 
@@ -65,3 +65,14 @@ def test_a_damaged_run_record_is_one_line_naming_the_file(old, damaged):
     assert listed.exit_code == 0, listed.output
     assert "intact" in listed.output and "is damaged" in listed.output
     assert "Traceback" not in listed.output
+
+
+def test_the_ledger_keeps_columns_and_rows_it_does_not_know(old):
+    path = old / "submissions" / "ledger.csv"
+    table = submissions.Ledger(old / "submissions").read()
+    table["my_notes"] = ["keep this"]
+    table.to_csv(path, index=False)
+    submissions.Ledger(old / "submissions").add(file="new.csv", sha256="x")
+    text = path.read_text()
+    assert "my_notes" in text.splitlines()[0] and "keep this" in text
+    assert len(submissions.Ledger(old / "submissions").read()) == 2

@@ -1,0 +1,139 @@
+"""The submissions folder: submission CSVs, the records of ensembles beside them, and the
+ledger of every submission. This module is the one that knows its names and formats.
+
+    submissions/<name>.csv     a submission (id,rle_mask)
+    submissions/<name>.json    an ensemble's record: members, weights, threshold, OOF score
+    submissions/<name>.html    its report
+    submissions/ledger.csv     one row per submission file: what it is and how it scored,
+                               rewritten atomically on every change, so never half written
+
+The ledger keeps columns and rows it does not know (a user's notes, a newer version's
+fields): they are written back as they were read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kagglesalt.atomic import atomic_open, write_json
+from kagglesalt.errors import KaggleSaltError
+
+COLUMNS = ["file", "sha256", "created", "source", "oof_score", "message", "submitted",
+           "kaggle_ref", "status", "public_score", "private_score"]
+LEDGER = "ledger.csv"
+
+
+def sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def newest(submissions_dir: str | os.PathLike) -> Path:
+    """The most recently written submission CSV in `submissions_dir`."""
+    files = [f for f in Path(submissions_dir).glob("*.csv") if f.name != LEDGER]
+    if not files:
+        raise KaggleSaltError(f"no submission in {submissions_dir}: make one with "
+                              "`kagglesalt ensemble`")
+    return max(files, key=lambda p: p.stat().st_mtime)
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """`submissions/ledger.csv`."""
+
+    folder: Path
+
+    @property
+    def path(self) -> Path:
+        return Path(self.folder) / LEDGER
+
+    def read(self) -> pd.DataFrame:
+        """Every row, the known columns first, then any others as they were."""
+        if not self.path.exists():
+            return pd.DataFrame(columns=COLUMNS)
+        try:
+            table = pd.read_csv(self.path, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+            raise KaggleSaltError(f"{self.path} is damaged ({str(e).strip()}): repair or move "
+                                  "it aside; a new ledger starts empty") from None
+        for column in COLUMNS:
+            if column not in table:
+                table[column] = ""
+        return table[COLUMNS + [c for c in table.columns if c not in COLUMNS]]
+
+    def write(self, table: pd.DataFrame) -> None:
+        with atomic_open(self.path, "w", newline="") as f:
+            table.to_csv(f, index=False)
+
+    def add(self, **row: Any) -> None:
+        """Append a row (unknown columns are refused, missing ones left empty)."""
+        unknown = set(row) - set(COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown ledger columns {sorted(unknown)}")
+        table = self.read()
+        new = pd.DataFrame([{c: "" if row.get(c) is None else str(row.get(c, ""))
+                             for c in table.columns}])
+        self.write(pd.concat([table, new], ignore_index=True))
+
+
+@dataclass(frozen=True)
+class EnsembleRecord:
+    """`submissions/<name>.json` beside `<name>.csv`: what an ensemble submission is made of
+    and how it scored out of fold."""
+
+    submission: str  # the CSV's file name
+    members: list[dict[str, Any]]  # {"name", "oof_score", "weight"} per run
+    oof_score: float  # after post-processing
+    threshold: float
+    score_before_postprocess: float
+    postprocess: dict[str, int]  # min_component, min_area
+    created: str
+    curve: dict[str, list[float]]  # the threshold search on the ensemble's OOF
+    data_source: str = ""  # "kaggle", "synthetic" or "" (unknown)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {m["name"]: m["weight"] for m in self.members}
+
+
+def write_ensemble(csv_path: str | os.PathLike, record: EnsembleRecord) -> Path:
+    path = Path(csv_path).with_suffix(".json")
+    write_json(path, dataclasses.asdict(record))
+    return path
+
+
+def read_ensemble(csv_path: str | os.PathLike) -> EnsembleRecord | None:
+    """The record of an ensemble submission (by its .csv or .json path), None if it has none."""
+    path = Path(csv_path).with_suffix(".json")
+    try:
+        values = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        raise KaggleSaltError(f"{path} is damaged: delete it, and make the submission again "
+                              "with `kagglesalt ensemble`") from None
+    known = {f.name for f in dataclasses.fields(EnsembleRecord)}
+    try:
+        return EnsembleRecord(**{k: v for k, v in values.items() if k in known})
+    except TypeError:
+        raise KaggleSaltError(f"{path} is damaged (fields missing): delete it, and make the "
+                              "submission again with `kagglesalt ensemble`") from None
+
+
+def ensemble_records(submissions_dir: str | os.PathLike) -> list[Path]:
+    """The .json records of ensemble submissions, oldest first."""
+    folder = Path(submissions_dir)
+    found = [p for p in folder.glob("*.json") if p.with_suffix(".csv").exists()] \
+        if folder.is_dir() else []
+    return sorted(found, key=lambda p: p.stat().st_mtime)
