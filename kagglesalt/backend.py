@@ -39,6 +39,21 @@ def keep_freed_memory() -> None:
     mallopt(m_top_pad, 64 << 20)
 
 
+def _check_backend_installed() -> None:
+    import importlib.util
+
+    from kagglesalt.errors import KaggleSaltError
+
+    name = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if name not in BACKEND_PACKAGES:
+        raise KaggleSaltError(f"KERAS_BACKEND={name} is not a Keras backend: set it to "
+                              f"{', '.join(BACKEND_PACKAGES)}, or unset it for TensorFlow")
+    package, install = BACKEND_PACKAGES[name]
+    if importlib.util.find_spec(package) is None:
+        raise KaggleSaltError(f"KERAS_BACKEND={name} but {package} is not installed: "
+                              f"{install}, or unset KERAS_BACKEND for TensorFlow")
+
+
 def keras_backend() -> str:
     """The Keras backend in use: "tensorflow", "jax" or "torch"."""
     import keras
@@ -46,9 +61,20 @@ def keras_backend() -> str:
     return keras.backend.backend()
 
 
+# The package each Keras backend needs, and how to install it.
+BACKEND_PACKAGES = {"tensorflow": ("tensorflow", "pip install tensorflow-cpu (or tensorflow)"),
+                    "jax": ("jax", "pip install 'kagglesalt[jax]' (on a GPU also "
+                                   "'jax[cuda12]')"),
+                    "torch": ("torch", "pip install torch")}
+
+
 def import_keras() -> ModuleType:
+    """Keras, imported quietly; a backend that is not installed (or not a backend) is one
+    line naming the install command."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     keep_freed_memory()
+    if "keras" not in sys.modules:
+        _check_backend_installed()
     with quiet_native_stderr():
         import keras
     # TensorFlow's Python logger warns about retracing on every new input shape.

@@ -35,7 +35,7 @@ from kagglesalt.model_spec import ModelSpec
 from kagglesalt.progress import Reporter
 from kagglesalt.runs import DataRecord, FoldSummary, Run, RunConfig, RunScores
 from kagglesalt.train import measure_rates, train_fold
-from kagglesalt.workspace import Workspace
+from kagglesalt.workspace import Workspace, check_name
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,8 @@ def _versions() -> dict[str, str]:
 def prepare(ws: Workspace, options: CVOptions) -> tuple[ModelSpec,
                                                          settings.TrainSettings]:
     """Every check that needs no data: the model, its settings, the number of folds."""
+    if options.name is not None:
+        check_name(options.name, "run")
     spec = plugins.get_model(options.model, options.plugins_dir)
     chosen = spec.training_settings(options.settings)
     if options.minutes is not None and options.settings.get("epochs") is not None:

@@ -26,7 +26,7 @@ from kagglesalt import (
     timestamps,
 )
 from kagglesalt.errors import KaggleSaltError
-from kagglesalt.workspace import Workspace
+from kagglesalt.workspace import Workspace, check_name
 
 TEST_CHUNK = 1000  # test images combined at a time: keeps memory flat for 18,000
 
@@ -120,6 +120,8 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
         post = parse_postprocess(post)
     if threshold is not None and not 0 < threshold < 1:
         raise KaggleSaltError(f"--threshold {threshold}: give a probability between 0 and 1")
+    if name is not None:
+        check_name(name, "submission")
     members = [runs.open_run(ws.runs_dir, n) for n in run_names] or [runs.latest(ws.runs_dir)]
     for run in members:
         run.require_finished()

@@ -43,8 +43,9 @@ def image_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
 
 def load_models(run: Run, plugins_dir: str | os.PathLike | None = None) -> list:
     """Every fold model of a finished run."""
-    import keras
+    from kagglesalt.backend import import_keras
 
+    keras = import_keras()
     run.require_finished()
     # A plugin's custom layers must be registered before its models load.
     plugins.models(plugins_dir)

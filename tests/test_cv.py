@@ -240,3 +240,16 @@ def test_some_folds_can_be_trained_now_and_the_rest_later(synthetic_data, tmp_pa
     run = cv.run_cv(ws, cv.CVOptions("tiny", 2, "parts", EXAMPLES, {"epochs": 1},
                                      folds_to_train=(1,)))
     assert run.finished and None not in run.fold_scores()
+
+
+@pytest.mark.parametrize("name", ["../outside", "a/b", ".hidden", "", "x" * 201])
+def test_a_name_that_would_leave_its_folder_is_refused_before_anything_is_written(
+        synthetic_data, tmp_path, name):
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    with pytest.raises(KaggleSaltError, match="run name .*stays one folder"):
+        cv.run_cv(ws, options(name=name))
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "outside").exists()
+    from kagglesalt import ensemble
+
+    with pytest.raises(KaggleSaltError, match="submission name .*stays one folder"):
+        ensemble.run_ensemble(ws, (), name=name)

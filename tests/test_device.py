@@ -38,3 +38,33 @@ def test_a_gpu_the_backend_cannot_use_is_said_once_with_the_fix(synthetic_data, 
     warnings = [line for line in said.lines if "NVIDIA H100" in line]
     assert len(warnings) == 1
     assert "cannot use" in warnings[0] and "KERAS_BACKEND=jax" in warnings[0]
+
+
+def test_a_keras_backend_that_does_not_exist_is_one_line_not_a_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "kagglesalt", "--data-dir", str(tmp_path), "cv"],
+        capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "fooo"})
+    assert result.returncode == 1
+    assert "KERAS_BACKEND=fooo is not a Keras backend" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_backend_whose_package_is_missing_names_the_install_command(monkeypatch):
+    import importlib.util
+
+    import pytest
+
+    from kagglesalt import backend
+    from kagglesalt.errors import KaggleSaltError
+
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "jax" else real(name, *a))
+    with pytest.raises(KaggleSaltError, match=r"KERAS_BACKEND=jax but jax is not installed: "
+                                              r"pip install 'kagglesalt\[jax\]'"):
+        backend._check_backend_installed()
