@@ -126,7 +126,8 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None,
     assignment = folds.assign_folds(train.coverage, options.folds, chosen.seed)
     name = options.name or f"{options.model}-k{options.folds}-s{chosen.seed}"
     run = Run(Path(ws.runs_dir) / name)
-    finished = [k for k in range(options.folds) if run.fold_summary(k) is not None]
+    finished = [k for k in range(options.folds)
+                if (run.fold_dir(k) / "done.json").exists() and run.fold_problem(k) is None]
     resuming = (run.path / "config.json").exists() and finished
     work = budget.Workload.of_folds(len(train), len(test), options.folds)
     planned = run.config.budget if resuming else None
@@ -168,12 +169,15 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None,
 
     pending = []
     for k in range(options.folds):
-        summary = run.fold_summary(k)
-        if summary is not None:
+        if k in finished:
             reporter.message(f"fold {k + 1}/{options.folds} already trained: "
-                             f"score {summary.score:.4f}")
-        elif options.folds_to_train is None or k in options.folds_to_train:
-            run.clear_fold(k)  # a fold cut short starts over
+                             f"score {run.fold_summary(k).score:.4f}")
+            continue
+        if (run.fold_dir(k) / "done.json").exists():
+            reporter.message(f"fold {k + 1}/{options.folds} is not whole "
+                             f"({run.fold_problem(k)}): training it again")
+        if options.folds_to_train is None or k in options.folds_to_train:
+            run.clear_fold(k)  # a fold cut short, or damaged, starts over
             pending.append(k)
     estimate = budget.run_seconds(chosen, work, len(pending), rates, len(train))
     _say_plan(reporter, options, chosen, rates, plan, estimate, len(pending))

@@ -53,6 +53,11 @@ def load_models(run: Run, plugins_dir: str | os.PathLike | None = None) -> list:
     if not paths:
         raise KaggleSaltError(f"run {run.name} has no saved models (made before they were "
                               "kept): train it again")
+    for k in range(run.n_folds):  # never predict with less than the run says it has
+        problem = run.fold_problem(k)
+        if problem:
+            raise KaggleSaltError(f"{problem}: rerun the run's `kagglesalt cv` command to "
+                                  f"train fold {k + 1} again")
     return [keras.models.load_model(p, compile=False) for p in paths]
 
 

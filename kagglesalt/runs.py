@@ -28,6 +28,7 @@ import pandas as pd
 from kagglesalt import folds
 from kagglesalt.atomic import atomic_open, save_npy, write_bytes, write_json
 from kagglesalt.errors import KaggleSaltError
+from kagglesalt.rle import SIZE
 
 if TYPE_CHECKING:
     from kagglesalt.train import FoldResult
@@ -248,11 +249,11 @@ class Run:
 
     def oof(self) -> np.ndarray:
         """uint8 (N, 101, 101) out-of-fold levels, memory-mapped."""
-        return np.load(self.path / "oof.npy", mmap_mode="r")
+        return _load_levels(self.path / "oof.npy")
 
     def test(self) -> np.ndarray | None:
         path = self.path / "test.npy"
-        return np.load(path, mmap_mode="r") if path.exists() else None
+        return _load_levels(path) if path.exists() else None
 
     # Folds
 
@@ -262,7 +263,39 @@ class Run:
     def fold_summary(self, k: int) -> FoldSummary | None:
         """A finished fold's summary (score, threshold, epochs, ...), None if unfinished."""
         path = self.fold_dir(k) / "done.json"
-        return FoldSummary.from_json(json.loads(path.read_text())) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            return FoldSummary.from_json(json.loads(path.read_text()))
+        except (ValueError, TypeError, AttributeError):
+            raise KaggleSaltError(f"{path} is damaged: rerun the run's `kagglesalt cv` "
+                                  "command to train the fold again") from None
+
+    def fold_problem(self, k: int) -> str | None:
+        """What is wrong with the files of finished fold k, in words; None when every file
+        its done.json counts is there and whole (the model files, the arrays' shapes)."""
+        try:
+            summary = self.fold_summary(k)
+        except KaggleSaltError as e:
+            return str(e).split(":")[0]
+        models = self.fold_models(k)
+        if len(models) != summary.models:
+            return f"{self.fold_dir(k)} holds {len(models)} of its {summary.models} model files"
+        for model in models:
+            if not _whole_zip(model):
+                return f"{model} is damaged"
+        arrays = [("oof.npy", summary.valid_images)]
+        if self.test_ids():
+            arrays.append(("test.npy", len(self.test_ids())))
+        for name, count in arrays:
+            path = self.fold_dir(k) / name
+            try:
+                shape = _load_levels(path).shape
+            except KaggleSaltError as e:
+                return str(e).split(":")[0]
+            if count and shape != (count, SIZE, SIZE):
+                return f"{path} holds {shape[0]} images, not {count}"
+        return None
 
     def fold_models(self, k: int) -> list[Path]:
         """The .keras models whose mean predicts fold k: its best epoch, or its snapshots."""
@@ -270,10 +303,10 @@ class Run:
                       key=lambda p: int(p.stem.split("_")[1]))
 
     def fold_oof(self, k: int) -> np.ndarray:
-        return np.load(self.fold_dir(k) / "oof.npy")
+        return np.asarray(_load_levels(self.fold_dir(k) / "oof.npy"))
 
     def fold_test(self, k: int) -> np.ndarray:
-        return np.load(self.fold_dir(k) / "test.npy", mmap_mode="r")
+        return _load_levels(self.fold_dir(k) / "test.npy")
 
     def histories(self) -> list[pd.DataFrame]:
         """Each trained fold's validation history, fold by fold."""
@@ -316,6 +349,29 @@ class Run:
         if test is not None:
             save_npy(self.path / "test.npy", test)
         write_json(self.path / "scores.json", scores.to_json())
+
+
+def _load_levels(path: Path) -> np.ndarray:
+    """A stored uint8 array, memory-mapped; a missing or damaged one is one line."""
+    try:
+        return np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise KaggleSaltError(f"{path} is missing: rerun the run's `kagglesalt cv` "
+                              "command to train again what lacks it") from None
+    except (OSError, ValueError, EOFError):
+        raise KaggleSaltError(f"{path} is damaged (cut short?): rerun the run's `kagglesalt "
+                              "cv` command to train again what it belongs to") from None
+
+
+def _whole_zip(path: Path) -> bool:
+    """A .keras file is a zip: whole when every member's checksum holds."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def open_run(runs_dir: str | os.PathLike, name: str | os.PathLike) -> Run:

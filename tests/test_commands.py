@@ -196,3 +196,39 @@ def test_a_run_resumed_on_changed_data_is_refused(synthetic_data, tmp_path):
     synth.generate(synthetic_data, n_train=120, n_test=30, seed=99, force=True)
     with pytest.raises(KaggleSaltError, match="exists with different data"):
         cv.run_cv(ws, options)
+
+
+def test_a_fold_missing_a_model_file_is_refused_by_predict_and_retrained_by_cv(two_runs,
+                                                                                tmp_path):
+    ws = copy_of(two_runs, tmp_path)
+    next((ws.runs_dir / "first").glob("fold_1/model_*.keras")).unlink()
+    image = str(next((Path(ws.data_dir) / "test" / "images").glob("*.png")))
+    result = outcome(ws, "predict", "first", image, "--csv", str(tmp_path / "x.csv"),
+                     "--plugins-dir", EXAMPLES)
+    assert result.exit_code == 1
+    assert "fold_1 holds 0 of its 1 model files" in result.output
+    messages = []
+
+    class Said(cv.Reporter):
+        def message(self, text):
+            messages.append(text)
+
+    run = cv.run_cv(ws, cv.CVOptions("tiny", 2, "first", EXAMPLES, {"seed": 1, "epochs": 2}),
+                    Said())
+    assert any("fold 2/2 is not whole" in m and "training it again" in m for m in messages)
+    assert run.fold_problem(1) is None and len(run.fold_models(1)) == 1
+
+
+@pytest.mark.parametrize("damaged", ["oof.npy", "fold_0/oof.npy", "fold_0/done.json",
+                                     "fold_0/model_1.keras"])
+def test_a_damaged_run_file_is_one_line_naming_it(two_runs, tmp_path, damaged):
+    ws = copy_of(two_runs, tmp_path)
+    path = ws.runs_dir / "first" / damaged
+    path.write_bytes(path.read_bytes()[:40])  # cut short, as by a full disk
+    image = str(next((Path(ws.data_dir) / "test" / "images").glob("*.png")))
+    command = ["ensemble", "first"] if damaged == "oof.npy" else \
+        ["predict", "first", image, "--csv", str(tmp_path / "x.csv"), "--plugins-dir", EXAMPLES]
+    result = outcome(ws, *command)
+    assert result.exit_code == 1, result.output
+    assert damaged.split("/")[-1] in result.output and "damaged" in result.output
+    assert "Traceback" not in result.output
