@@ -23,6 +23,7 @@ from kagglesalt import (
     budget,
     data,
     folds,
+    locks,
     metric,
     plugins,
     postprocess,
@@ -126,6 +127,17 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None,
     assignment = folds.assign_folds(train.coverage, options.folds, chosen.seed)
     name = options.name or f"{options.model}-k{options.folds}-s{chosen.seed}"
     run = Run(Path(ws.runs_dir) / name)
+    with locks.holding(run.path, f"run {name}"):  # one writer per run folder
+        return _train(ws, options, reporter, rates, started, spec, chosen, cluster, here,
+                      train, test, assignment, run)
+
+
+def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.Rates | None,
+           started: float, spec: ModelSpec, chosen: settings.TrainSettings, cluster,
+           here, train: data.Split, test: data.Split, assignment: np.ndarray,
+           run: Run) -> Run:
+    """The part of `run_cv` that writes the run folder, under its lock."""
+    name = run.name
     finished = [k for k in range(options.folds)
                 if (run.fold_dir(k) / "done.json").exists() and run.fold_problem(k) is None]
     resuming = (run.path / "config.json").exists() and finished
@@ -179,6 +191,8 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None,
         if options.folds_to_train is None or k in options.folds_to_train:
             run.clear_fold(k)  # a fold cut short, or damaged, starts over
             pending.append(k)
+    if pending:
+        run.unfinish()
     estimate = budget.run_seconds(chosen, work, len(pending), rates, len(train))
     _say_plan(reporter, options, chosen, rates, plan, estimate, len(pending))
     progress = budget.RunProgress(reporter, chosen, work, rates, options.folds, len(train),
@@ -191,6 +205,8 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None,
         deadline = time.perf_counter() + plan.minutes * 60 * len(pending) / options.folds \
             if resuming or len(pending) < options.folds else started + plan.minutes * 60
     if cluster is not None:
+        from kagglesalt import distributed
+
         within = None
         if deadline is not None:  # folds in waves of as many as the cluster runs at once
             waves = math.ceil(len(pending) / max(1, cluster.slots()))

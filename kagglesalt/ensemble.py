@@ -17,6 +17,7 @@ import numpy as np
 
 from kagglesalt import (
     data,
+    locks,
     metric,
     postprocess,
     rle,
@@ -127,7 +128,8 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
         run.require_finished()
     check_compatible(members)
     path = Path(ws.submissions_dir) / f"{name or _default_name(members)}.csv"
-    if path.exists():
+    ledger = submissions.Ledger(ws.submissions_dir)
+    if path.exists() and (ledger.read()["file"] == path.name).any():
         raise KaggleSaltError(f"{path} exists: choose another --name")
     train = data.load_train(ws.data_dir)
     members[0].check_data(train, ws.data_dir)
@@ -170,17 +172,22 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
     member_rows = [Member(r.name, r.oof_score, w)
                    for r, w in zip(members, chosen, strict=True)]
     threshold_score = metric.score(train.masks, binary)
-    submission.write_rles(path, test_ids, rles)
-    submissions.write_ensemble(path, submissions.EnsembleRecord(
-        submission=path.name, members=[asdict(m) for m in member_rows],
-        oof_score=final_score, threshold=cut, score_before_postprocess=threshold_score,
-        postprocess=asdict(rule), created=timestamps.now(),
-        curve={"thresholds": search.thresholds.tolist(), "scores": search.scores.tolist()},
-        data_source=data.source(ws.data_dir).get("source", "")))
-    submissions.Ledger(ws.submissions_dir).add(file=path.name, sha256=submissions.sha256(path),
-               created=timestamps.now(), source=" + ".join(f"{m.name}:{m.weight:.2f}"
-                                                        for m in member_rows),
-               oof_score=f"{final_score:.6f}")
+    # The CSV, its record, then its ledger row, which marks the submission made: a CSV
+    # without a row (an ensemble cut short) is made again by a rerun of the same name.
+    with locks.holding(ws.submissions_dir, "the submissions folder"):
+        if (ledger.read()["file"] == path.name).any():
+            raise KaggleSaltError(f"{path} exists: choose another --name")
+        submission.write_rles(path, test_ids, rles)
+        submissions.write_ensemble(path, submissions.EnsembleRecord(
+            submission=path.name, members=[asdict(m) for m in member_rows],
+            oof_score=final_score, threshold=cut, score_before_postprocess=threshold_score,
+            postprocess=asdict(rule), created=timestamps.now(),
+            curve={"thresholds": search.thresholds.tolist(),
+                   "scores": search.scores.tolist()},
+            data_source=data.source(ws.data_dir).get("source", "")))
+        ledger.add(file=path.name, sha256=submissions.sha256(path), created=timestamps.now(),
+                   source=" + ".join(f"{m.name}:{m.weight:.2f}" for m in member_rows),
+                   oof_score=f"{final_score:.6f}")
     return EnsembleResult(path, member_rows, final_score, cut, threshold_score, rule,
                           f"{' and '.join(given)} given" if given else "all chosen on OOF")
 

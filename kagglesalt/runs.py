@@ -325,6 +325,11 @@ class Run:
             with atomic_open(self.path / "test_ids.csv", "w", newline="") as f:
                 pd.DataFrame({"id": test_ids}).to_csv(f, index=False)
 
+    def unfinish(self) -> None:
+        """The run is being trained again (a fold was damaged): it reads as unfinished until
+        `finish` writes its scores anew."""
+        (self.path / "scores.json").unlink(missing_ok=True)
+
     def clear_fold(self, k: int) -> None:
         """Remove what an unfinished fold left (a fold is written whole or not at all)."""
         shutil.rmtree(self.fold_dir(k), ignore_errors=True)

@@ -55,6 +55,7 @@ class FakeKaggle:
         self.drop_after: int | None = None  # close the download after this many bytes
         self.upload_status = 200
         self.uploads: dict[str, bytes] = {}
+        self.names: dict[str, str] = {}  # upload token -> the file name the client gave
         self.submitted: list[dict] = []
         self.etag = hashlib.md5(archive).hexdigest()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -143,6 +144,7 @@ class FakeKaggle:
             def rpc_StartSubmissionUpload(self, request):
                 token = f"blob-{len(fake.uploads) + 1}"
                 fake.uploads[token] = b""
+                fake.names[token] = request.get("fileName", "")
                 self._json(200, {"token": token, "createUrl": f"http://localhost/upload/{token}"})
 
             def rpc_CreateSubmission(self, request):
@@ -151,12 +153,13 @@ class FakeKaggle:
                     return self._json(200, {"ref": 0, "message": "upload not found"})
                 ref = 1000 + len(fake.submitted)
                 fake.submitted.append({"ref": ref, "description": request.get(
-                    "submissionDescription", ""), "bytes": fake.uploads[token]})
+                    "submissionDescription", ""), "bytes": fake.uploads[token],
+                    "file": fake.names.get(token, "")})
                 self._json(200, {"ref": ref, "message": "Successfully submitted"})
 
             def rpc_ListSubmissions(self, request):
                 rows = [{"ref": s["ref"], "date": "2026-11-26T10:00:00Z",
-                         "description": s["description"], "fileName": "submission.csv",
+                         "description": s["description"], "fileName": s["file"],
                          "status": "COMPLETE", "publicScore": "0.80100",
                          "privateScore": "0.79900"} for s in reversed(fake.submitted)]
                 self._json(200, {"submissions": rows})

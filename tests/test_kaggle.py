@@ -259,3 +259,56 @@ def test_an_ensemble_record_of_synthetic_data_refuses_its_file_on_real_data(serv
         path.name, [], 0.7, 0.5, 0.7, {}, "now", {}, data_source="synthetic"))
     one_line_error(kagglesalt("submit", "-m", "old demo"), "made from the synthetic data set")
     assert server.requests == []
+
+
+def test_a_second_submit_while_one_is_under_way_is_refused_and_sends_nothing(server,
+                                                                             with_data):
+    import subprocess
+    import sys
+
+    write_submission(with_data)
+    hold = ("import sys, time\nfrom kagglesalt import locks\n"
+            "with locks.holding(sys.argv[1], 'it'):\n    print('holding', flush=True)\n"
+            "    time.sleep(60)\n")
+    other = subprocess.Popen([sys.executable, "-c", hold, str(with_data / "submissions")],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "holding"
+        one_line_error(kagglesalt("submit", "-m", "at once"),
+                       "the submissions folder is being written by process")
+        assert server.requests == []
+    finally:
+        other.kill()
+        other.wait()
+
+
+@pytest.mark.parametrize("reached_kaggle", [True, False])
+def test_a_submit_cut_short_is_a_journal_row_that_submissions_resolves(server, with_data,
+                                                                       monkeypatch,
+                                                                       reached_kaggle):
+    from kagglesalt import kaggle
+
+    path = write_submission(with_data)
+    real_submit = kaggle.submit
+
+    def killed(*args, **kwargs):
+        if reached_kaggle:
+            real_submit(*args, **kwargs)
+        raise KeyboardInterrupt  # the process dies before the ledger is completed
+
+    monkeypatch.setattr(kaggle, "submit", killed)
+    assert kagglesalt("submit", "-m", "cut short").exit_code == 130
+    row = submissions.Ledger(with_data / "submissions").read().iloc[-1]
+    assert (row["file"], row["status"], row["kaggle_ref"]) == (path.name, "uploading", "")
+    monkeypatch.setattr(kaggle, "submit", real_submit)
+    one_line_error(kagglesalt("submit", "-m", "again"), "was cut short",
+                   "kagglesalt submissions")
+    assert kagglesalt("submissions").exit_code == 0
+    row = submissions.Ledger(with_data / "submissions").read().iloc[-1]
+    if reached_kaggle:
+        assert row["kaggle_ref"] == "1000" and row["status"] == "complete"
+        one_line_error(kagglesalt("submit", "-m", "again"), "was already submitted")
+    else:
+        assert row["kaggle_ref"] == "" and row["status"] == "not uploaded"
+        assert kagglesalt("submit", "-m", "again").exit_code == 0
+    assert len(server.submitted) == 1
