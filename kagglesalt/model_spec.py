@@ -32,8 +32,27 @@ class ModelSpec:
         """The training settings of this model, with `overrides` (None values: not given);
         KaggleSaltError names the first that is not allowed."""
         overrides = dict(overrides or {})
-        unknown = set(overrides.get("params") or {}) - set(self.params)
+        given = overrides.get("params") or {}
+        unknown = set(given) - set(self.params)
         if unknown:
             raise KaggleSaltError(f"model {self.name} has no parameter {sorted(unknown)[0]}: "
                                   f"it takes {', '.join(sorted(self.params)) or 'none'}")
+        for key, value in given.items():
+            _check_param(self.name, key, value, self.params[key])
         return settings.resolve(self.defaults, overrides, self.params)
+
+
+def _check_param(model: str, key: str, value: Any, default: Any) -> None:
+    """A parameter of the kind of its default: an integer for an integer (not true or
+    false), a number for a number, true or false for a flag, text for text."""
+    kinds = [(bool, "true or false", lambda v: isinstance(v, bool)),
+             (int, "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+             (float, "a number",
+              lambda v: isinstance(v, int | float) and not isinstance(v, bool)),
+             (str, "text", lambda v: isinstance(v, str))]
+    for kind, words, fits in kinds:
+        if isinstance(default, kind):
+            if not fits(value):
+                raise KaggleSaltError(f"model {model}: parameter {key} must be {words} "
+                                      f"(its default is {default!r}), not {value!r}")
+            return

@@ -50,3 +50,18 @@ def test_the_deep_unet_width_is_configurable():
     spec = plugins.get_model("unet_deep")
     narrow = spec.build(input_size=128, start_filters=8, dropout=0.5, depth=4)
     assert narrow.count_params() < 5_117_170 / 3
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"start_filters": "abc"}, "parameter start_filters must be an integer"),
+    ({"start_filters": True}, "parameter start_filters must be an integer"),
+    ({"dropout": "high"}, "parameter dropout must be a number"),
+    ({"has_salt_head": 1}, "parameter has_salt_head must be true or false"),
+])
+def test_model_parameters_of_the_wrong_kind_are_refused_before_anything_runs(params, message):
+    from kagglesalt import plugins
+    from kagglesalt.errors import KaggleSaltError
+
+    with pytest.raises(KaggleSaltError, match=message):
+        plugins.get_model("unet_deep").training_settings({"params": params})
+    plugins.get_model("unet_deep").training_settings({"params": {"dropout": 1}})  # 1 is 1.0
