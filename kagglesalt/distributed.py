@@ -48,7 +48,8 @@ class Cluster:
         return max(1, int(min(counts) + 1e-9))
 
     def describe(self) -> str:
-        where = "a local Ray instance" if self.address == LOCAL else f"Ray at {self.address}"
+        where = "a local Ray instance" if self.address == LOCAL else \
+            f"the Ray cluster at {self.address}"
         return (f"{where}: {self.resources.get('CPU', 0):g} CPUs, "
                 f"{self.resources.get('GPU', 0):g} GPUs; each fold takes "
                 f"{self.cpus_per_fold:g} CPU(s) and {self.gpus_per_fold:g} GPU(s)")
@@ -106,7 +107,37 @@ def connect(address: str, cpus_per_fold: float = 1.0,
             raise KaggleSaltError(f"one fold asks for {need:g} {kind}(s) but the cluster has "
                                   f"{resources.get(kind, 0):g}: lower --{kind.lower()}s-per-"
                                   "fold, or add machines with `ray start --address=...`")
+    check_versions(ray)
     return cluster
+
+
+def versions() -> dict[str, str]:
+    """What a fold's result depends on, here: kagglesalt's and Keras's versions."""
+    import importlib.metadata
+    import socket
+
+    from kagglesalt import __version__
+
+    return {"host": socket.gethostname(), "kagglesalt": __version__,
+            "keras": importlib.metadata.version("keras")}
+
+
+def check_versions(ray) -> None:
+    """Every live node of the cluster runs the driver's kagglesalt and Keras; one line
+    naming the first that does not."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = ray.remote(num_cpus=0)(versions)
+    nodes = [node["NodeID"] for node in ray.nodes() if node.get("Alive")]
+    found = ray.get([probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        node, soft=False)).remote() for node in nodes], timeout=120)
+    mine = versions()
+    for theirs in found:
+        if (theirs["kagglesalt"], theirs["keras"]) != (mine["kagglesalt"], mine["keras"]):
+            raise KaggleSaltError(
+                f"the Ray node on {theirs['host']} runs kagglesalt {theirs['kagglesalt']} with "
+                f"Keras {theirs['keras']}, this machine kagglesalt {mine['kagglesalt']} with "
+                f"Keras {mine['keras']}: install the same versions on every machine")
 
 
 def workspace_plugins(plugins_dir: str | os.PathLike | None) -> dict[str, str]:

@@ -173,3 +173,13 @@ def test_folds_on_ray_keep_their_time_budget_on_the_workers_clock(synthetic_mast
     run = cv.run_cv(ws, opts, Recorder(), rates=slow)
     assert run.config.budget["epochs"] == 1
     assert [run.fold_summary(k).epochs_run for k in range(3)] == [3, 3, 3]
+
+
+def test_workers_running_other_versions_are_refused_in_one_line(monkeypatch):
+    import kagglesalt
+
+    distributed.check_versions(ray)  # the local instance runs this kagglesalt: fine
+    monkeypatch.setattr(kagglesalt, "__version__", "9.9.9")  # as if this machine were newer
+    with pytest.raises(KaggleSaltError, match=r"runs kagglesalt .* this machine kagglesalt "
+                                              r"9\.9\.9 .*install the same versions"):
+        distributed.check_versions(ray)
