@@ -33,14 +33,38 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         os.chmod(tmp_path, _file_mode())  # mkstemp makes 0600 files
         os.replace(tmp_path, path)
+        _sync_folder(path.parent)  # the rename itself reaches the disk
+    except OSError as e:
+        if e.filename is None or Path(e.filename) == tmp_path:  # name what the user knows
+            raise OSError(e.errno, e.strerror, str(path)) from None
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
+    """A file that appears whole at `path` when the block ends, flushed to the disk first
+    (so a power cut leaves the old file or the new one, not an empty one)."""
     with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as f:
         yield f
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _sync_folder(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not every system opens folders
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def clean_leftovers(folder: str | os.PathLike) -> None:
+    """Remove the temporary files of writes that a killed process left in `folder`."""
+    for tmp in Path(folder).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

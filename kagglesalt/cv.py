@@ -30,6 +30,7 @@ from kagglesalt import (
     settings,
     timestamps,
 )
+from kagglesalt.atomic import clean_leftovers
 from kagglesalt.backend import device, keras_backend
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.model_spec import ModelSpec
@@ -191,6 +192,7 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
         if options.folds_to_train is None or k in options.folds_to_train:
             run.clear_fold(k)  # a fold cut short, or damaged, starts over
             pending.append(k)
+    clean_leftovers(run.path)  # writes a killed process left behind, under the run's lock
     if pending:
         run.unfinish()
     estimate = budget.run_seconds(chosen, work, len(pending), rates, len(train))

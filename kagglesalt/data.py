@@ -105,6 +105,9 @@ def replace_folder(new: Path, data_dir: Path) -> None:
     one is moved aside first, so a reader sees either the whole old set or the whole new."""
     old = data_dir.with_name(f".{data_dir.name}.old")
     shutil.rmtree(old, ignore_errors=True)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(new, 0o777 & ~mask)  # a temporary folder is made 0700; data is not private
     if data_dir.exists():
         os.replace(data_dir, old)
     os.replace(new, data_dir)

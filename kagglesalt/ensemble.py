@@ -26,6 +26,7 @@ from kagglesalt import (
     submissions,
     timestamps,
 )
+from kagglesalt.atomic import clean_leftovers
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.workspace import Workspace, check_name
 
@@ -177,6 +178,7 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
     with locks.holding(ws.submissions_dir, "the submissions folder"):
         if (ledger.read()["file"] == path.name).any():
             raise KaggleSaltError(f"{path} exists: choose another --name")
+        clean_leftovers(ws.submissions_dir)
         submission.write_rles(path, test_ids, rles)
         submissions.write_ensemble(path, submissions.EnsembleRecord(
             submission=path.name, members=[asdict(m) for m in member_rows],

@@ -172,7 +172,12 @@ def download(data_dir: str | os.PathLike, competition: str = COMPETITION, force:
         _fetch(service.download_data_files(request), archive, client.http_client(), progress)
     staging = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.", dir=data_dir.parent))
     try:
-        root = unpack(archive, staging)
+        try:
+            root = unpack(archive, staging)
+        except (zipfile.BadZipFile, EOFError):  # the archive, or a zip inside it
+            archive.unlink(missing_ok=True)  # a rerun downloads it again
+            raise KaggleSaltError(f"the archive of {competition} is damaged (not a whole zip "
+                                  "file): run `kagglesalt download` again") from None
         if not data.layout_complete(root):
             missing = next(p for p in data.LAYOUT if not (root / p).exists())
             raise KaggleSaltError(f"the archive of {competition} has no {missing}: it is not "
@@ -234,23 +239,20 @@ def _read_json(path: Path) -> Any:
 
 
 def _safe_extract(archive: Path, target: Path) -> None:
-    """Extract a zip, refusing any entry that would land outside `target`."""
+    """Extract a zip, refusing any entry that would land outside `target`; a damaged zip
+    raises zipfile.BadZipFile."""
     target = target.resolve()
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            for entry in zf.infolist():
-                destination = (target / entry.filename).resolve()
-                if destination != target and target not in destination.parents:
-                    raise KaggleSaltError(f"{archive.name} holds an entry '{entry.filename}' "
-                                          "that would land outside the data folder: refusing "
-                                          "to unpack it")
-                if entry.external_attr >> 16 & 0o170000 == 0o120000:
-                    raise KaggleSaltError(f"{archive.name} holds a symbolic link "
-                                          f"'{entry.filename}': refusing to unpack it")
-            zf.extractall(target)
-    except zipfile.BadZipFile:
-        raise KaggleSaltError(f"{archive.name} is not a valid zip archive: rerun "
-                              "`kagglesalt download --force`") from None
+    with zipfile.ZipFile(archive) as zf:
+        for entry in zf.infolist():
+            destination = (target / entry.filename).resolve()
+            if destination != target and target not in destination.parents:
+                raise KaggleSaltError(f"{archive.name} holds an entry '{entry.filename}' "
+                                      "that would land outside the data folder: refusing "
+                                      "to unpack it")
+            if entry.external_attr >> 16 & 0o170000 == 0o120000:
+                raise KaggleSaltError(f"{archive.name} holds a symbolic link "
+                                      f"'{entry.filename}': refusing to unpack it")
+        zf.extractall(target)
 
 
 def unpack(archive: Path, staging: Path) -> Path:

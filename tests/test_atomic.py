@@ -41,3 +41,27 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path):
 def test_folders_are_made_as_needed(tmp_path):
     write_text(tmp_path / "a" / "b" / "c.txt", "deep")
     assert (tmp_path / "a" / "b" / "c.txt").read_text() == "deep"
+
+
+def test_a_failed_write_names_the_file_not_its_temporary(tmp_path, monkeypatch):
+    import errno
+
+    from kagglesalt import atomic
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "replace", full)
+    with pytest.raises(OSError) as raised:
+        atomic.write_text(tmp_path / "scores.json", "{}")
+    assert raised.value.filename == str(tmp_path / "scores.json")
+    assert list(tmp_path.iterdir()) == []  # no temporary left behind
+
+
+def test_leftovers_of_a_killed_write_are_cleaned(tmp_path):
+    from kagglesalt import atomic
+
+    (tmp_path / ".oof.npy.abc123.tmp").write_bytes(b"half")
+    (tmp_path / "oof.npy").write_bytes(b"whole")
+    atomic.clean_leftovers(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["oof.npy"]

@@ -312,3 +312,39 @@ def test_a_submit_cut_short_is_a_journal_row_that_submissions_resolves(server, w
         assert row["kaggle_ref"] == "" and row["status"] == "not uploaded"
         assert kagglesalt("submit", "-m", "again").exit_code == 0
     assert len(server.submitted) == 1
+
+
+def test_a_damaged_archive_is_one_line_and_the_next_download_fetches_it_again(
+        server, workspace, archive):
+    server.archive = archive[: len(archive) // 2] + b"\0" * (len(archive) - len(archive) // 2)
+    server.etag = "damaged"
+    one_line_error(kagglesalt("download"), "archive of", "is damaged",
+                   "run `kagglesalt download` again")
+    server.archive, server.etag = archive, "whole"
+    assert kagglesalt("download").exit_code == 0
+    assert (workspace / "data" / "train.csv").exists()
+
+
+def test_the_data_folder_gets_the_permissions_of_the_umask_not_0700(server, workspace):
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        assert kagglesalt("download").exit_code == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((workspace / "data").stat().st_mode) == 0o755
+
+
+def test_a_damaged_zip_inside_the_archive_is_one_line(server, workspace, archive):
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(archive)) as whole, \
+            zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as damaged:
+        for entry in whole.infolist():
+            content = whole.read(entry)
+            damaged.writestr(entry, content[:100] if entry.filename == "train.zip" else content)
+    server.archive, server.etag = buffer.getvalue(), "nested"
+    one_line_error(kagglesalt("download"), "is damaged", "run `kagglesalt download` again")
