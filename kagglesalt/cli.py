@@ -180,10 +180,20 @@ def _setting_options(command):
 
 
 @cli.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="An experiment file (TOML): the model, folds, budget and any setting; "
+                   "options given here override it.")
+@click.option("--from", "from_run", metavar="RUN",
+              help="Start from RUN's model, folds and settings (into a new run); options "
+                   "and --set given here override them.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Any setting by name (params.NAME, augment.NAME for one entry), over "
+                   "--config or --from.")
 @click.option("--model", "-m", default="unet", show_default=True, help="A registered model.")
 @click.option("--folds", "-k", default=5, show_default=True, type=click.IntRange(min=2),
               help="Number of folds.")
-@click.option("--name", help="Run name [MODEL-kFOLDS-sSEED]; rerunning resumes it.")
+@click.option("--name", help="Run name [MODEL-kFOLDS-sSEED; with --from, RUN-TIMESTAMP]; "
+                             "rerunning resumes it.")
 @plugins_dir_option
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
               metavar="[ADDRESS]",
@@ -198,21 +208,50 @@ def _setting_options(command):
               help="Time budget of the whole run (with --ray too): the epochs are chosen to "
                    "fit it on this machine and re-planned as the folds go. Not with --epochs.")
 @_setting_options
-@click.pass_obj
-def cv(ws: Workspace, model: str, folds: int, name: str | None, plugins_dir: str | None,
-       ray_address: str | None, cpus_per_fold: float, gpus_per_fold: float | None,
-       minutes: float | None, **given) -> None:
+@click.pass_context
+def cv(ctx: click.Context, config_file: Path | None, from_run: str | None,
+       sets: tuple[str, ...], model: str, folds: int, name: str | None,
+       plugins_dir: str | None, ray_address: str | None, cpus_per_fold: float,
+       gpus_per_fold: float | None, minutes: float | None, **given) -> None:
     """Stratified K-fold training with OOF scores, threshold search and TTA test predictions."""
-    if minutes is not None and given.get("epochs") is not None:
-        raise click.UsageError("--epochs and --minutes together: give one (--minutes "
-                               "chooses the epochs that fit the budget on this machine)")
-    crossval = _crossval()
+    from click.core import ParameterSource
+
+    from kagglesalt import experiments, runs, timestamps
+
+    ws: Workspace = ctx.obj
+    if config_file and from_run:
+        raise click.UsageError("--config and --from together: give one")
+    base = experiments.read(config_file) if config_file else \
+        experiments.from_run(runs.open_run(ws.runs_dir, from_run)) if from_run else {}
     for key in ("params", "augment"):
         given[key] = _key_values(given[key], f"--{'param' if key == 'params' else key}") \
             if given[key] else None
-    _train_and_report(ws, crossval.CVOptions(model, folds, name, plugins_dir, given,
-                                             ray_address, cpus_per_fold, gpus_per_fold,
-                                             minutes))
+    explicit = {k: v for k, v in given.items() if v is not None}
+    for option, value in (("model", model), ("folds", folds), ("name", name),
+                          ("plugins_dir", plugins_dir), ("minutes", minutes)):
+        if ctx.get_parameter_source(option) is not ParameterSource.DEFAULT and \
+                value is not None:
+            explicit[option] = value
+    if "epochs" in explicit:  # given here, a budget from the file or run gives way
+        base.pop("minutes", None)
+    if "minutes" in explicit:
+        base.pop("epochs", None)
+    values = experiments.with_sets(base, _key_values(sets, "--set"))
+    for key in ("params", "augment"):  # --param and --augment add to the tables
+        if key in explicit:
+            explicit[key] = {**values.get(key, {}), **explicit[key]}
+    values.update(explicit)
+    if values.get("minutes") is not None and values.get("epochs") is not None:
+        raise click.UsageError("--epochs and --minutes together: give one (--minutes "
+                               "chooses the epochs that fit the budget on this machine)")
+    if from_run and "name" not in values:
+        values["name"] = f"{from_run}-{timestamps.for_name()}"
+    crossval = _crossval()
+    chosen = {k: v for k, v in values.items() if k in crossval.settings.FIELDS}
+    _train_and_report(ws, crossval.CVOptions(
+        values.get("model", model), values.get("folds", folds), values.get("name"),
+        values.get("plugins_dir"), chosen, ray_address, cpus_per_fold, gpus_per_fold,
+        values.get("minutes")))
 
 
 def _crossval():
