@@ -402,11 +402,64 @@ def report(ws: Workspace, run: str | None) -> None:
     console.print(str(reports.build(ws, run)))
 
 
-@cli.command("runs")
-@click.argument("names", nargs=-1)
+class RunsGroup(click.Group):
+    """`kagglesalt runs` lists, `runs A B ...` compares, `runs rm` and `runs mv` manage."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["compare", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group("runs", cls=RunsGroup, invoke_without_command=True)
+@click.pass_context
+def runs_command(ctx: click.Context) -> None:
+    """List the runs, newest first; `runs A B ...` compares runs side by side; `runs rm` and
+    `runs mv` delete and rename one."""
+    if ctx.invoked_subcommand is None:
+        _list_runs(ctx.obj)
+
+
+def _list_runs(ws: Workspace) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from kagglesalt import runs
+
+    found = runs.all_runs(ws.runs_dir)
+    if not found:
+        console.print(f"No runs in {ws.runs_dir}: `kagglesalt cv` trains one")
+        return
+    from rich import box
+
+    table = Table(title=str(ws.runs_dir), box=box.SIMPLE_HEAD, pad_edge=False)
+    # The name is what every other command needs: never wrapped or cut; nor are numbers.
+    table.add_column("run", no_wrap=True, min_width=max(len(r.name) for r in found))
+    for column in ("model", "k×epochs", "OOF", "state"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("created", no_wrap=True, min_width=11)
+    damaged = []
+    for run in found:
+        try:
+            config = run.config
+            state = "done" if run.finished else f"{run.folds_done()}/{run.n_folds}"
+            row = [config.model, f"{run.n_folds}×{config.settings.get('epochs', '')}",
+                   f"{run.oof_score:.4f}" if run.finished else "", state,
+                   config.created[5:16].replace("T", " ")]
+        except KaggleSaltError as e:  # a damaged run is marked; the others are listed
+            row = ["", "", "", "[red]damaged[/red]", ""]
+            damaged.append(str(e))
+        table.add_row(escape(run.name), *row)
+    console.print(table)
+    for line in damaged:
+        console.print(escape(line), soft_wrap=True)
+
+
+@runs_command.command("compare")
+@click.argument("names", nargs=-1, required=True)
 @click.pass_obj
-def runs_command(ws: Workspace, names: tuple[str, ...]) -> None:
-    """List the runs, newest first; with two or more NAMES, compare them side by side."""
+def runs_compare(ws: Workspace, names: tuple[str, ...]) -> None:
+    """Compare two or more runs: the settings that differ, fold and OOF scores."""
     import json
 
     from rich.markup import escape
@@ -416,28 +469,6 @@ def runs_command(ws: Workspace, names: tuple[str, ...]) -> None:
 
     if len(names) == 1:
         raise click.UsageError("give no run to list them all, or two or more to compare")
-    if not names:
-        table = Table("run", "model", "folds", "epochs", "OOF score", "threshold", "state",
-                      "created", title=str(ws.runs_dir))
-        damaged = []
-        for run in runs.all_runs(ws.runs_dir):
-            try:
-                config = run.config
-                state = "finished" if run.finished else \
-                    f"{run.folds_done()}/{run.n_folds} folds"
-                row = [config.model, str(run.n_folds), str(config.settings.get("epochs", "")),
-                       f"{run.oof_score:.4f}" if run.finished else "",
-                       f"{run.threshold:.2f}" if run.finished else "", state,
-                       config.created[:16].replace("T", " ")]
-            except KaggleSaltError as e:  # a damaged run is marked; the others are listed
-                row = ["", "", "", "", "", "[red]damaged[/red]", ""]
-                damaged.append(str(e))
-            table.add_row(escape(run.name), *row)
-        console.print(table if table.rows else f"No runs in {ws.runs_dir}: `kagglesalt cv` "
-                      "trains one")
-        for line in damaged:
-            console.print(escape(line), soft_wrap=True)
-        return
     members = [runs.open_run(ws.runs_dir, n) for n in names]
     table = Table("", *(escape(r.name) for r in members), title="runs compared")
     for key, values in runs.differences(members).items():
@@ -451,6 +482,30 @@ def runs_command(ws: Workspace, names: tuple[str, ...]) -> None:
     table.add_row("[bold]OOF[/bold]", *(f"{r.oof_score:.4f}" if r.finished else "unfinished"
                                         for r in members))
     console.print(table)
+
+
+@runs_command.command("rm")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Also a run that a submission was made with.")
+@click.pass_obj
+def runs_remove(ws: Workspace, name: str, force: bool) -> None:
+    """Delete run NAME (refused while it trains)."""
+    from kagglesalt import runs
+
+    console.print(f"Deleted {runs.remove(ws.runs_dir, name, ws.submissions_dir, force)}")
+
+
+@runs_command.command("mv")
+@click.argument("old")
+@click.argument("new")
+@click.option("--force", is_flag=True, help="Also a run that a submission was made with.")
+@click.pass_obj
+def runs_rename(ws: Workspace, old: str, new: str, force: bool) -> None:
+    """Rename run OLD to NEW (refused while it trains)."""
+    from kagglesalt import runs
+
+    renamed = runs.rename(ws.runs_dir, old, new, ws.submissions_dir, force)
+    console.print(f"Renamed {old} to {renamed.name}")
 
 
 @cli.command()

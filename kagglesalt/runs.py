@@ -429,3 +429,70 @@ def latest(runs_dir: str | os.PathLike) -> Run:
     if not runs:
         raise KaggleSaltError(f"no finished run in {runs_dir}: train one with `kagglesalt cv`")
     return runs[-1]
+
+
+def references(name: str, submissions_dir: str | os.PathLike) -> list[str]:
+    """The submissions made with run `name`: ensemble records listing it as a member, and
+    ledger rows whose source names it."""
+    from kagglesalt import submissions
+
+    found = []
+    for path in submissions.ensemble_records(submissions_dir):
+        try:
+            record = submissions.read_ensemble(path)
+        except KaggleSaltError:  # a damaged record names nothing
+            continue
+        if record is not None and name in record.weights:
+            found.append(path.with_suffix(".csv").name)
+    try:
+        table = submissions.Ledger(Path(submissions_dir)).read()
+    except KaggleSaltError:
+        return found
+    for file, source in zip(table["file"], table["source"], strict=True):
+        members = [part.rsplit(":", 1)[0] for part in str(source).split(" + ") if part]
+        if name in members and file not in found:
+            found.append(file)
+    return found
+
+
+def _refuse_if_referenced(name: str, submissions_dir, force: bool, doing: str) -> None:
+    used = references(name, submissions_dir)
+    if used and not force:
+        raise KaggleSaltError(f"run {name} made {', '.join(used)}: {doing} it would leave "
+                              "their records naming a run that is not there; --force does it "
+                              "anyway")
+
+
+def remove(runs_dir: str | os.PathLike, name: str, submissions_dir: str | os.PathLike,
+           force: bool = False) -> Path:
+    """Delete run `name` (not while it trains; not one a submission was made with, unless
+    `force`)."""
+    from kagglesalt import locks
+
+    run = open_run(runs_dir, name)
+    _refuse_if_referenced(run.name, submissions_dir, force, "deleting")
+    with locks.holding(run.path, f"run {run.name}"):
+        trash = run.path.with_name(f".{run.name}.deleted")
+        shutil.rmtree(trash, ignore_errors=True)
+        os.replace(run.path, trash)  # gone at once for every reader, then deleted
+    shutil.rmtree(trash, ignore_errors=True)
+    return run.path
+
+
+def rename(runs_dir: str | os.PathLike, old: str, new: str,
+           submissions_dir: str | os.PathLike, force: bool = False) -> Run:
+    """Rename run `old` to `new` (its config.json says the new name)."""
+    from kagglesalt import locks
+    from kagglesalt.workspace import check_name
+
+    check_name(new, "run")
+    run = open_run(runs_dir, old)
+    target = Run(run.path.with_name(new))
+    if target.path.exists():
+        raise KaggleSaltError(f"run {new} exists: choose another name")
+    _refuse_if_referenced(run.name, submissions_dir, force, "renaming")
+    with locks.holding(run.path, f"run {run.name}"):
+        write_json(run.path / "config.json",
+                   dataclasses.replace(run.config, name=new).to_json())
+        os.replace(run.path, target.path)
+    return target

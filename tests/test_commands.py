@@ -49,9 +49,9 @@ def test_runs_lists_every_run_newest_first_with_its_score_and_state(two_runs):
             two_runs.runs_dir / "second" / "fold_1" / "done.json")
     lines = [line for line in output.splitlines() if "tiny" in line]
     assert "second" in lines[0] and "first" in lines[1]  # newest first
-    assert "1/2 folds" in lines[0]
+    assert "1/2" in lines[0] and "2×2" in lines[1]
     first = runs.open_run(two_runs.runs_dir, "first")
-    assert f"{first.oof_score:.4f}" in lines[1] and "finished" in lines[1]
+    assert f"{first.oof_score:.4f}" in lines[1] and "done" in lines[1]
 
 
 def test_runs_compares_runs_side_by_side(two_runs):
@@ -232,3 +232,39 @@ def test_a_damaged_run_file_is_one_line_naming_it(two_runs, tmp_path, damaged):
     assert result.exit_code == 1, result.output
     assert damaged.split("/")[-1] in result.output and "damaged" in result.output
     assert "Traceback" not in result.output
+
+
+def test_runs_never_cut_a_name_in_an_80_column_terminal(two_runs, tmp_path):
+    import shutil
+
+    ws = copy_of(two_runs, tmp_path)
+    typical, long = "unet_lite-k3-m45-lovasz", "unet_lite-k5-s42-lovasz-symmetric-aug-v2"
+    shutil.copytree(ws.runs_dir / "first", ws.runs_dir / typical)
+    result = CliRunner().invoke(cli, ["--runs-dir", str(ws.runs_dir), "runs"],
+                                env={"COLUMNS": "80"})
+    line = next(line for line in result.output.splitlines() if typical in line)
+    assert len(line) <= 80 and "2×2" in line and "…" not in line  # everything fits
+    shutil.copytree(ws.runs_dir / "first", ws.runs_dir / long)
+    result = CliRunner().invoke(cli, ["--runs-dir", str(ws.runs_dir), "runs"],
+                                env={"COLUMNS": "80"})
+    assert any(long in line and len(line) <= 80 for line in result.output.splitlines())
+
+
+def test_runs_rm_and_mv_manage_runs_and_protect_those_a_submission_came_from(two_runs,
+                                                                              tmp_path):
+    ws = copy_of(two_runs, tmp_path)
+    assert outcome(ws, "runs", "mv", "second", "renamed").exit_code == 0
+    renamed = runs.open_run(ws.runs_dir, "renamed")
+    assert renamed.config.name == "renamed" and renamed.finished
+    assert not (ws.runs_dir / "second").exists()
+    assert outcome(ws, "ensemble", "first", "--name", "made").exit_code == 0
+    for args in (["runs", "rm", "first"], ["runs", "mv", "first", "other"]):
+        result = outcome(ws, *args)
+        assert result.exit_code == 1 and "run first made made.csv" in result.output, args
+        assert "--force" in result.output
+    assert outcome(ws, "runs", "mv", "renamed", "first").exit_code == 1  # exists
+    assert outcome(ws, "runs", "mv", "renamed", "../away").exit_code == 1
+    assert outcome(ws, "runs", "rm", "renamed").exit_code == 0
+    assert outcome(ws, "runs", "rm", "first", "--force").exit_code == 0
+    assert sorted(p.name for p in ws.runs_dir.iterdir()) == []
+    assert outcome(ws, "runs", "rm", "first").exit_code == 1  # no such run

@@ -44,7 +44,7 @@ def test_the_commands_read_an_old_workspace(old):
     common = ["--data-dir", str(old / "data"), "--runs-dir", str(old / "runs"),
               "--submissions-dir", str(old / "submissions")]
     listed = CliRunner().invoke(cli, [*common, "runs"], terminal_width=200)
-    assert listed.exit_code == 0 and "old-run" in listed.output and "finished" in listed.output
+    assert listed.exit_code == 0 and "old-run" in listed.output and " done " in listed.output
     predicted = CliRunner().invoke(cli, [*common, "predict", "old-run",
                                          str(old / "data" / "test" / "images"), "--csv",
                                          str(old / "new.csv"), "--plugins-dir", EXAMPLES])
