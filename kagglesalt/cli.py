@@ -83,6 +83,21 @@ def score(ws: Workspace, submission: Path, truth: Path | None) -> None:
     console.print(f"{value:.6f}  competition score over {n} images")
 
 
+def pasteable(*args: object) -> str:
+    """A kagglesalt command line to print for the user: quoted for the shell, with the
+    global options this command was given (a --data-dir left out would point elsewhere)."""
+    import shlex
+
+    from click.core import ParameterSource
+
+    root = click.get_current_context().find_root()
+    words = ["kagglesalt"]
+    for name in ("data_dir", "runs_dir", "submissions_dir"):
+        if root.get_parameter_source(name) is not ParameterSource.DEFAULT:
+            words += [f"--{name.replace('_', '-')}", str(root.params[name])]
+    return shlex.join([*words, *map(str, args)])
+
+
 def _key_values(pairs: tuple[str, ...], option: str) -> dict[str, object]:
     from kagglesalt import settings
 
@@ -371,10 +386,12 @@ def demo(ws: Workspace, minutes: float) -> None:
     if result.test_score is not None:
         console.print(f"[bold]Test score {result.test_score:.4f}[/bold] on the "
                       f"{result.plan.test} synthetic test images the models never saw.")
-    console.print(f"Next: `kagglesalt report` shows where the model fails; with Kaggle "
-                  f"credentials, `kagglesalt download`, `kagglesalt cv --model unet_deep` and "
-                  f"`kagglesalt submit` make a real submission ({result.submission.name} is "
-                  "synthetic, and submit refuses it).")
+    console.print(f"Next: `{pasteable('report', result.run_name)}` shows where the model "
+                  f"fails; with Kaggle credentials, `{pasteable('download')}`, "
+                  f"`{pasteable('cv', '--model', 'unet_lite', '--folds', '3', '--minutes', '45')}`"
+                  f" (or unet_deep on a GPU) and `{pasteable('submit', '-m', 'first')}` make a "
+                  f"real submission ({result.submission.name} is synthetic, and submit refuses "
+                  "it).", soft_wrap=True)
 
 
 @cli.command()
@@ -388,8 +405,8 @@ def oof(ws: Workspace, run: str | None, output: Path | None) -> None:
 
     chosen = runs.open_run(ws.runs_dir, run) if run else runs.latest(ws.runs_dir)
     path = chosen.write_oof_csv(output)
-    console.print(f"Wrote {path} (threshold {chosen.threshold:.2f}); `kagglesalt score {path}` "
-                  "scores it against train.csv")
+    console.print(f"Wrote {path} (threshold {chosen.threshold:.2f}); "
+                  f"`{pasteable('score', path)}` scores it against train.csv", soft_wrap=True)
 
 
 @cli.command()

@@ -1,5 +1,6 @@
 import shutil
 
+import click
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -88,3 +89,22 @@ def test_an_unwritable_folder_is_one_line_not_a_traceback(tmp_path):
     assert result.exit_code == 1
     assert result.output.splitlines()[-1].startswith("Error: File exists:")
     assert "Traceback" not in result.output
+
+
+def test_printed_commands_can_be_pasted_with_the_folders_given(tmp_path):
+    from kagglesalt.cli import pasteable
+
+    folder = tmp_path / "my data"
+
+    @cli.command("echo-next", hidden=True)
+    def echo_next():
+        click.echo(pasteable("score", folder / "a b.csv"))
+
+    try:
+        result = CliRunner().invoke(cli, ["--data-dir", str(folder), "echo-next"])
+    finally:
+        cli.commands.pop("echo-next")
+    import shlex
+
+    words = shlex.split(result.output)
+    assert words == ["kagglesalt", "--data-dir", str(folder), "score", str(folder / "a b.csv")]
