@@ -25,8 +25,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; move it onto `path` only if the block succeeds,
     with the permissions the user's umask gives new files."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:  # a read-only folder: name it, not the temporary that failed
+        raise OSError(e.errno, e.strerror, str(path.parent)) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -64,6 +64,7 @@ def synth(ws: Workspace, n_train: int, n_test: int, seed: int, force: bool) -> N
     """Write a synthetic seismic data set in the Kaggle layout into the data folder."""
     from kagglesalt import synth as synthetic
 
+    synthetic.check_target(ws.data_dir, n_train, n_test, force)  # before the bar appears
     with counting("synthesising") as update:
         synthetic.generate(ws.data_dir, n_train, n_test, seed=seed, force=force,
                            progress=update)
@@ -234,6 +235,10 @@ def cv(ctx: click.Context, config_file: Path | None, from_run: str | None,
     from kagglesalt import experiments, runs, timestamps
 
     ws: Workspace = ctx.obj
+    if ray_address is None and (gpus_per_fold is not None or ctx.get_parameter_source(
+            "cpus_per_fold") is not ParameterSource.DEFAULT):
+        raise click.UsageError("--gpus-per-fold and --cpus-per-fold apply to folds on Ray: "
+                               "add --ray, or leave them out")
     if config_file and from_run:
         raise click.UsageError("--config and --from together: give one")
     base = experiments.read(config_file) if config_file else \
@@ -332,9 +337,11 @@ def _print_ensemble(result) -> None:
     post = result.postprocess
     table.add_row("[bold]ensemble[/bold]", f"[bold]{result.oof_score:.4f}[/bold]", "")
     console.print(table)
+    dropped = " and ".join(f"{what} under {size} px" for what, size in (
+        ("components", post.min_component), ("masks", post.min_area)) if size)
     console.print(f"threshold {result.threshold:.2f} (OOF {result.threshold_score:.4f}), "
-                  f"then drop components under {post.min_component} px and masks under "
-                  f"{post.min_area} px (OOF {result.oof_score:.4f}); {result.chosen}")
+                  + (f"then drop {dropped} (OOF {result.oof_score:.4f})" if dropped else
+                     "no post-processing") + f"; {result.chosen}")
     console.print(f"Wrote {result.path}")
 
 
@@ -404,6 +411,7 @@ def oof(ws: Workspace, run: str | None, output: Path | None) -> None:
     from kagglesalt import runs
 
     chosen = runs.open_run(ws.runs_dir, run) if run else runs.latest(ws.runs_dir)
+    chosen.require_finished()
     path = chosen.write_oof_csv(output)
     console.print(f"Wrote {path} (threshold {chosen.threshold:.2f}); "
                   f"`{pasteable('score', path)}` scores it against train.csv", soft_wrap=True)

@@ -27,6 +27,7 @@ from kagglesalt import (
     metric,
     plugins,
     postprocess,
+    schedule,
     settings,
     timestamps,
 )
@@ -197,6 +198,10 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
         run.unfinish()
     estimate = budget.run_seconds(chosen, work, len(pending), rates, len(train))
     _say_plan(reporter, options, chosen, rates, plan, estimate, len(pending))
+    last = schedule.stage_plan(chosen)[-1]
+    if chosen.snapshots and len(last.cycle_ends()) < chosen.snapshots:
+        reporter.message(f"{chosen.epochs} epochs leave the last stage {last.epochs}: "
+                         f"{len(last.cycle_ends())} snapshot(s) instead of {chosen.snapshots}")
     progress = budget.RunProgress(reporter, chosen, work, rates, options.folds, len(train),
                                   f"cv {name}")
     progress.start([k for k in range(options.folds) if k not in pending])

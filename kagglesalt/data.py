@@ -228,7 +228,8 @@ def _read_png(path: Path) -> np.ndarray:
     data = np.fromfile(path, dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
-        raise KaggleSaltError(f"{path} is not a readable PNG: delete it and download again")
+        raise KaggleSaltError(f"{path} is not a readable PNG: replace it with a whole copy "
+                              "(in a downloaded data set, `kagglesalt download --force`)")
     if image.shape[:2] != (SIZE, SIZE):
         raise KaggleSaltError(f"{path} is {image.shape[1]}x{image.shape[0]}, "
                               f"not {SIZE}x{SIZE}: it is not a competition image")

@@ -98,6 +98,16 @@ def _write_png(path: Path, array: np.ndarray) -> None:
     buf.tofile(path)
 
 
+def check_target(out_dir: Path, n_train: int, n_test: int, force: bool = False) -> None:
+    """Refuse, before any work, a folder that holds a data set (unless `force`) and sizes
+    that make no data set."""
+    if (Path(out_dir) / "train.csv").exists() and not force:
+        raise KaggleSaltError(f"{out_dir} already holds a data set: use --force to replace it, "
+                              "or choose another --data-dir")
+    if n_train < 1 or n_test < 0:
+        raise KaggleSaltError("synthetic data needs at least one training image")
+
+
 def generate(out_dir: str | os.PathLike, n_train: int = 4000, n_test: int = 1000,
              seed: int = 0, force: bool = False,
              progress: Callable[[int, int], None] | None = None) -> Path:
@@ -107,11 +117,7 @@ def generate(out_dir: str | os.PathLike, n_train: int = 4000, n_test: int = 1000
     half layout. An existing data set is kept unless `force`.
     """
     out_dir = Path(out_dir)
-    if (out_dir / "train.csv").exists() and not force:
-        raise KaggleSaltError(f"{out_dir} already holds a data set: use --force to replace it, "
-                              "or choose another --data-dir")
-    if n_train < 1 or n_test < 0:
-        raise KaggleSaltError("synthetic data needs at least one training image")
+    check_target(out_dir, n_train, n_test, force)
     rng = np.random.default_rng(seed)
     ids = _hex_ids(rng, n_train + n_test)
     train_ids, test_ids = ids[:n_train], ids[n_train:]

@@ -108,3 +108,41 @@ def test_printed_commands_can_be_pasted_with_the_folders_given(tmp_path):
 
     words = shlex.split(result.output)
     assert words == ["kagglesalt", "--data-dir", str(folder), "score", str(folder / "a b.csv")]
+
+
+def test_synth_refuses_an_existing_data_set_before_drawing_a_bar(tmp_path):
+    args = ["--data-dir", str(tmp_path / "d"), "synth", "--train", "4", "--test", "1"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 1 and "already holds a data set" in again.output
+    assert "synthesising" not in again.output
+
+
+def test_fold_resources_without_ray_are_refused(tmp_path):
+    result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path), "cv", "--gpus-per-fold",
+                                      "0.5"])
+    assert result.exit_code == 2 and "apply to folds on Ray: add --ray" in result.output
+
+
+def test_a_corrupt_png_of_ones_own_is_not_told_to_download_again(tmp_path):
+    from kagglesalt import data
+    from kagglesalt.errors import KaggleSaltError
+
+    (tmp_path / "mine.png").write_bytes(b"not a png")
+    with pytest.raises(KaggleSaltError, match="not a readable PNG: replace it with a whole "
+                                              "copy"):
+        data.read_image(tmp_path / "mine.png")
+
+
+def test_a_read_only_folder_is_named_not_a_hidden_temporary(tmp_path, monkeypatch):
+    import errno
+
+    from kagglesalt import atomic
+
+    def refused(prefix, suffix, dir):
+        raise PermissionError(errno.EACCES, "Permission denied", f"{dir}/{prefix}x{suffix}")
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", refused)
+    with pytest.raises(OSError) as raised:
+        atomic.write_text(tmp_path / "x.json", "{}")
+    assert raised.value.filename == str(tmp_path)

@@ -132,7 +132,7 @@ def test_an_unfinished_run_is_refused_by_ensemble_predict_and_report(two_runs, t
     (ws.runs_dir / "first" / "scores.json").unlink()
     image = str(next((Path(ws.data_dir) / "test" / "images").glob("*.png")))
     for args in (["ensemble", "first"], ["predict", "first", image, "--csv", "x.csv"],
-                 ["report", "first"]):
+                 ["report", "first"], ["oof", "first"]):
         result = outcome(ws, *args)
         assert result.exit_code == 1, args
         assert "run first is not finished" in result.output \

@@ -253,3 +253,21 @@ def test_a_name_that_would_leave_its_folder_is_refused_before_anything_is_writte
 
     with pytest.raises(KaggleSaltError, match="submission name .*stays one folder"):
         ensemble.run_ensemble(ws, (), name=name)
+
+
+def test_too_few_epochs_for_the_snapshots_is_said(synthetic_data, tmp_path):
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    recorder = Recorder()
+    cv.run_cv(ws, options(epochs=3, loss="bce+lovasz", schedule="cosine", snapshots=3),
+              recorder)
+    assert "3 epochs leave the last stage 1: 1 snapshot(s) instead of 3" in recorder.messages
+
+
+def test_the_ensemble_says_when_nothing_is_post_processed(finished_run):
+    run, ws = finished_run
+    result = CliRunner().invoke(cli, [
+        "--data-dir", str(ws.data_dir), "--runs-dir", str(ws.runs_dir), "--submissions-dir",
+        str(ws.runs_dir.parent / "subs-none"), "ensemble", run.name, "--postprocess", "none"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "no post-processing" in text and "under 0 px" not in text
