@@ -49,6 +49,40 @@ def cli(ctx: click.Context, data_dir: Path, runs_dir: Path, submissions_dir: Pat
     ctx.obj = Workspace(data_dir, runs_dir, submissions_dir)
 
 
+def _root_folder(ctx: click.Context, name: str, env: str, default: str) -> Path:
+    import os
+
+    given = ctx.find_root().params.get(name)
+    return Path(given or os.environ.get(env) or default)
+
+
+def complete_runs(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion: the run names in the runs folder."""
+    folder = _root_folder(ctx, "runs_dir", "KAGGLESALT_RUNS_DIR", "runs")
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir()
+                  if (p / "config.json").exists() and p.name.startswith(incomplete))
+
+
+def complete_runs_and_ensembles(ctx: click.Context, param: click.Parameter,
+                                incomplete: str) -> list[str]:
+    """Shell completion: run names, and the names of ensemble submissions."""
+    folder = _root_folder(ctx, "submissions_dir", "KAGGLESALT_SUBMISSIONS_DIR",
+                          "submissions")
+    ensembles = [p.stem for p in folder.glob("*.json") if p.with_suffix(".csv").exists()
+                 and p.stem.startswith(incomplete)] if folder.is_dir() else []
+    return complete_runs(ctx, param, incomplete) + sorted(ensembles)
+
+
+def complete_models(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion: the registered model names."""
+    from kagglesalt import plugins
+
+    return sorted(name for name in plugins.models(ctx.params.get("plugins_dir"))
+                  if name.startswith(incomplete))
+
+
 plugins_dir_option = click.option(
     "--plugins-dir", type=click.Path(file_okay=False), envvar=PLUGINS_DIR_ENV,
     help=f"Folder of workspace plugin .py files [env {PLUGINS_DIR_ENV}].")
@@ -109,7 +143,7 @@ def _key_values(pairs: tuple[str, ...], option: str) -> dict[str, object]:
 
 
 @cli.command()
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_models)
 @plugins_dir_option
 def models(name: str | None, plugins_dir: str | None) -> None:
     """List the registered models, or show model NAME: its training defaults, parameters
@@ -199,13 +233,14 @@ def _setting_options(command):
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="An experiment file (TOML): the model, folds, budget and any setting; "
                    "options given here override it.")
-@click.option("--from", "from_run", metavar="RUN",
+@click.option("--from", "from_run", metavar="RUN", shell_complete=complete_runs,
               help="Start from RUN's model, folds and settings (into a new run); options "
                    "and --set given here override them.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Any setting by name (params.NAME, augment.NAME for one entry), over "
                    "--config or --from.")
-@click.option("--model", "-m", default="unet", show_default=True, help="A registered model.")
+@click.option("--model", "-m", default="unet", show_default=True, help="A registered model.",
+              shell_complete=complete_models)
 @click.option("--folds", "-k", default=5, show_default=True, type=click.IntRange(min=2),
               help="Number of folds.")
 @click.option("--name", help="Run name [MODEL-kFOLDS-sSEED; with --from, RUN-TIMESTAMP]; "
@@ -346,7 +381,7 @@ def _print_ensemble(result) -> None:
 
 
 @cli.command()
-@click.argument("runs", nargs=-1)
+@click.argument("runs", nargs=-1, shell_complete=complete_runs)
 @click.option("--weights", default="auto", show_default=True,
               help="'auto' (fitted on OOF) or one weight per run, e.g. 0.6,0.4.")
 @click.option("--name", help="Submission name [RUN-TIMESTAMP].")
@@ -402,7 +437,7 @@ def demo(ws: Workspace, minutes: float) -> None:
 
 
 @cli.command()
-@click.argument("run", required=False)
+@click.argument("run", required=False, shell_complete=complete_runs)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="CSV to write [RUN folder/oof.csv].")
 @click.pass_obj
@@ -418,7 +453,7 @@ def oof(ws: Workspace, run: str | None, output: Path | None) -> None:
 
 
 @cli.command()
-@click.argument("run", required=False)
+@click.argument("run", required=False, shell_complete=complete_runs_and_ensembles)
 @click.pass_obj
 def report(ws: Workspace, run: str | None) -> None:
     """Write an HTML report of RUN or an ensemble (default: the newest) and print its path."""
@@ -481,7 +516,7 @@ def _list_runs(ws: Workspace) -> None:
 
 
 @runs_command.command("compare")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=complete_runs)
 @click.pass_obj
 def runs_compare(ws: Workspace, names: tuple[str, ...]) -> None:
     """Compare two or more runs: the settings that differ, fold and OOF scores."""
@@ -510,7 +545,7 @@ def runs_compare(ws: Workspace, names: tuple[str, ...]) -> None:
 
 
 @runs_command.command("rm")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_runs)
 @click.option("--force", is_flag=True, help="Also a run that a submission was made with.")
 @click.pass_obj
 def runs_remove(ws: Workspace, name: str, force: bool) -> None:
@@ -521,7 +556,7 @@ def runs_remove(ws: Workspace, name: str, force: bool) -> None:
 
 
 @runs_command.command("mv")
-@click.argument("old")
+@click.argument("old", shell_complete=complete_runs)
 @click.argument("new")
 @click.option("--force", is_flag=True, help="Also a run that a submission was made with.")
 @click.pass_obj
@@ -534,7 +569,7 @@ def runs_rename(ws: Workspace, old: str, new: str, force: bool) -> None:
 
 
 @cli.command()
-@click.argument("run")
+@click.argument("run", shell_complete=complete_runs_and_ensembles)
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--png", "png_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the masks as PNGs (<image name>.png, 0/255).")
@@ -544,18 +579,16 @@ def runs_rename(ws: Workspace, old: str, new: str, force: bool) -> None:
 @click.pass_obj
 def predict(ws: Workspace, run: str, images: tuple[Path, ...], png_dir: Path | None,
             csv: Path | None, plugins_dir: str | None) -> None:
-    """Salt masks for new 101x101 IMAGES (PNG files or folders) with RUN's fold models,
-    flip TTA, threshold and post-processing."""
-    from kagglesalt import runs
-
+    """Salt masks for new 101x101 IMAGES (PNG files or folders) with RUN's fold models, flip
+    TTA, threshold and post-processing; RUN may be an ensemble submission's name, whose
+    runs, weights, threshold and post-processing predict then."""
     if png_dir is None and csv is None:
         raise click.UsageError("say where the masks go: --png FOLDER and/or --csv FILE")
     _crossval()  # Keras, imported quietly
     from kagglesalt import infer
 
-    chosen = runs.open_run(ws.runs_dir, run)
-    with console.status(f"Predicting with the models of {chosen.name}"):
-        ids, masks = infer.predict_files(chosen, images, png_dir, csv, plugins_dir)
+    with console.status(f"Predicting with {run}"):
+        ids, masks = infer.predict_files(ws, run, images, png_dir, csv, plugins_dir)
     salty = int(masks.reshape(len(masks), -1).any(axis=1).sum())
     where = " and ".join(str(p) for p in (png_dir, csv) if p is not None)
     console.print(f"{len(ids)} masks ({salty} with salt) written to {where}")

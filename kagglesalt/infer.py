@@ -1,8 +1,11 @@
-"""`kagglesalt predict`: salt masks for new 101x101 images with a finished run.
+"""`kagglesalt predict`: salt masks for new 101x101 images with a finished run or with an
+ensemble submission.
 
-Every fold's models (snapshots included) predict each image and its mirror image; the mean
-probability is cut at the run's OOF threshold and cleaned with the post-processing chosen
-on its OOF, exactly as the run's own test predictions are.
+Every fold's models (snapshots included) predict each image and its mirror image, each fold
+is quantised and the folds averaged exactly as `kagglesalt cv` does for its test images;
+a run cuts at its OOF threshold and cleans with the post-processing chosen on its OOF, an
+ensemble combines its runs with its weights, threshold and post-processing. Given the
+competition's test images, a run gives its own test masks and an ensemble its submission.
 """
 
 from __future__ import annotations
@@ -41,16 +44,15 @@ def image_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     return files
 
 
-def load_models(run: Run, plugins_dir: str | os.PathLike | None = None) -> list:
-    """Every fold model of a finished run."""
+def load_models(run: Run, plugins_dir: str | os.PathLike | None = None) -> list[list]:
+    """The models of a finished run, fold by fold (the best epoch's, or the snapshots)."""
     from kagglesalt.backend import import_keras
 
     keras = import_keras()
     run.require_finished()
     # A plugin's custom layers must be registered before its models load.
     plugins.models(plugins_dir)
-    paths = [p for k in range(run.n_folds) for p in run.fold_models(k)]
-    if not paths:
+    if not any(run.fold_models(k) for k in range(run.n_folds)):
         raise KaggleSaltError(f"run {run.name} has no saved models (made before they were "
                               "kept): train it again")
     for k in range(run.n_folds):  # never predict with less than the run says it has
@@ -58,17 +60,43 @@ def load_models(run: Run, plugins_dir: str | os.PathLike | None = None) -> list:
         if problem:
             raise KaggleSaltError(f"{problem}: rerun the run's `kagglesalt cv` command to "
                                   f"train fold {k + 1} again")
-    return [keras.models.load_model(p, compile=False) for p in paths]
+    return [[keras.models.load_model(p, compile=False) for p in run.fold_models(k)]
+            for k in range(run.n_folds)]
 
 
-def predict_masks(run: Run, images: np.ndarray, models: list | None = None,
-                  batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 probability levels, bool masks) of uint8 images (N, 101, 101)."""
+def run_levels(run: Run, images: np.ndarray, folds: list[list]) -> np.ndarray:
+    """uint8 levels of uint8 images (N, 101, 101) computed as `kagglesalt cv` computes its
+    test predictions: each fold's models with flip TTA, quantised, then the rounded mean of
+    the folds; so a run's (and an ensemble's) own test masks come out the same."""
     chosen = run.settings()
-    models = models if models is not None else load_models(run)
-    levels = predict.levels(models, images, chosen.input_size, chosen.input_mode,
-                            chosen.logits, tta=True, batch_size=batch_size)
+    batch = max(64, chosen.batch_size * 2)  # as in training, to the last bit
+    return metric.mean_levels([predict.levels(models, images, chosen.input_size,
+                                              chosen.input_mode, chosen.logits,
+                                              batch_size=batch) for models in folds])
+
+
+def predict_masks(run: Run, images: np.ndarray, folds: list[list] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 probability levels, bool masks) of uint8 images (N, 101, 101) with a run: its
+    OOF threshold and post-processing."""
+    levels = run_levels(run, images, folds if folds is not None else load_models(run))
     return levels, run.postprocess()(metric.binarize(levels, run.threshold))
+
+
+def ensemble_masks(ws, record_path: Path, images: np.ndarray,
+                   plugins_dir: str | os.PathLike | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(levels, masks) with an ensemble submission's runs, weights, threshold and
+    post-processing, as `kagglesalt ensemble` made its CSV."""
+    from kagglesalt import runs, submissions
+    from kagglesalt.postprocess import PostProcess
+
+    record = submissions.read_ensemble(record_path)
+    members = [runs.open_run(ws.runs_dir, name) for name in record.weights]
+    levels = metric.combine([run_levels(run, images, load_models(run, plugins_dir))
+                             for run in members], list(record.weights.values()))
+    rule = PostProcess(**record.postprocess)
+    return levels, rule(metric.binarize(levels, record.threshold))
 
 
 def write_pngs(folder: str | os.PathLike, ids: Sequence[str], masks: np.ndarray) -> Path:
@@ -82,15 +110,23 @@ def write_pngs(folder: str | os.PathLike, ids: Sequence[str], masks: np.ndarray)
     return folder
 
 
-def predict_files(run: Run, paths: Sequence[str | os.PathLike], png_dir: Path | None,
+def predict_files(ws, name: str, paths: Sequence[str | os.PathLike], png_dir: Path | None,
                   csv: Path | None, plugins_dir: str | os.PathLike | None = None
                   ) -> tuple[list[str], np.ndarray]:
-    """Masks for the images in `paths`, written as PNGs into `png_dir` and/or as a
-    submission-format CSV; returns (ids, masks)."""
+    """Masks for the images in `paths` with run or ensemble submission `name`, written as
+    PNGs into `png_dir` and/or as a submission-format CSV; returns (ids, masks)."""
+    from kagglesalt import runs, submissions
+
+    record = Path(ws.submissions_dir) / f"{Path(name).stem}.json"
+    ensemble = submissions.read_ensemble(record) is not None
+    run = None if ensemble else runs.open_run(ws.runs_dir, name)
     files = image_files(paths)
     images = np.stack([data.read_image(f) for f in files])
     ids = [f.stem for f in files]
-    _, masks = predict_masks(run, images, load_models(run, plugins_dir))
+    if ensemble:
+        _, masks = ensemble_masks(ws, record, images, plugins_dir)
+    else:
+        _, masks = predict_masks(run, images, load_models(run, plugins_dir))
     if png_dir is not None:
         write_pngs(png_dir, ids, masks)
     if csv is not None:
