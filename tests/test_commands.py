@@ -278,3 +278,22 @@ def test_predict_with_an_ensemble_reproduces_its_submission_exactly(two_runs, tm
     again = pd.read_csv(tmp_path / "again.csv", dtype=str, keep_default_na=False)
     assert dict(zip(again["id"], again["rle_mask"], strict=True)) == \
         dict(zip(made["id"], made["rle_mask"], strict=True))
+
+
+def complete(ws, words):
+    result = CliRunner().invoke(cli, [], prog_name="kagglesalt", env={
+        "_KAGGLESALT_COMPLETE": "bash_complete", "COMP_WORDS": " ".join(words),
+        "COMP_CWORD": str(len(words) - 1), "KAGGLESALT_RUNS_DIR": str(ws.runs_dir),
+        "KAGGLESALT_SUBMISSIONS_DIR": str(ws.submissions_dir)})
+    return [line.split(",", 1)[1] for line in result.output.splitlines()]
+
+
+def test_the_shell_completes_run_ensemble_and_model_names(two_runs, tmp_path):
+    ws = copy_of(two_runs, tmp_path)
+    assert outcome(ws, "ensemble", "first", "--name", "fine").exit_code == 0
+    assert complete(ws, ["kagglesalt", "predict", ""]) == ["first", "second", "fine"]
+    assert complete(ws, ["kagglesalt", "report", "f"]) == ["first", "fine"]
+    assert complete(ws, ["kagglesalt", "runs", "rm", "s"]) == ["second"]
+    assert complete(ws, ["kagglesalt", "oof", ""]) == ["first", "second"]
+    assert complete(ws, ["kagglesalt", "cv", "--from", "f"]) == ["first"]
+    assert "unet_lite" in complete(ws, ["kagglesalt", "cv", "--model", "unet"])
