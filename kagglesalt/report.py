@@ -102,21 +102,34 @@ def build(ws: Workspace, name: str | None = None) -> Path:
     subject = subject_for(ws, name)
     train = data.load_train(ws.data_dir)
     subject.runs[0].check_data(train, ws.data_dir)
-    pred = subject.postprocess(metric.binarize(subject.oof, subject.threshold))
+    raw = metric.binarize(subject.oof, subject.threshold)  # what the model says
+    pred = subject.postprocess(raw)  # what a submission holds
     per_image = metric.image_scores(train.masks, pred)
+    raw_per_image = metric.image_scores(train.masks, raw)
+    post = subject.postprocess
+    rule = " and ".join(f"{what} under {size} px" for what, size in (
+        ("components", post.min_component), ("masks", post.min_area)) if size)
+    headline = (f"OOF competition score <b>{raw_per_image.mean():.4f}</b> from the model at "
+                f"threshold {subject.threshold:.2f}; "
+                + (f"<b>{per_image.mean():.4f}</b> after the post-processing chosen on OOF "
+                   f"(dropping {html.escape(rule)}), which the submission holds" if rule
+                   else "no post-processing was chosen"))
+    judged = " (after post-processing, as in the submission)" if rule else ""
     sections = [
         _section("Configuration", _config_table(subject.config)),
         _section("Scores", _scores_table(subject)),
         _learning_curves(subject),
         _section("Threshold", _img(_threshold_plot(subject, train.masks))),
-        _section("Where it fails", _failure_tables(train, pred, per_image) +
-                 _img(_breakdown_plot(train, per_image))),
-        _section("Worst out-of-fold predictions",
+        _section("Where it fails", _failure_tables(train, raw, pred, raw_per_image, per_image,
+                                                   bool(rule)) +
+                 _img(_breakdown_plot(train, per_image)) +
+                 f"<p>Scores by coverage and depth are of the final masks{judged}.</p>"),
+        _section(f"Worst out-of-fold predictions{judged}",
                  _img(_gallery(train, subject.oof, pred, per_image, worst=True))),
-        _section("Best out-of-fold predictions",
+        _section(f"Best out-of-fold predictions of images with salt{judged}",
                  _img(_gallery(train, subject.oof, pred, per_image, worst=False))),
     ]
-    page = _page(subject.title, subject.scores["oof"]["score"], sections)
+    page = _page(subject.title, headline, sections)
     write_text(subject.out, page)
     return subject.out
 
@@ -155,10 +168,15 @@ def _config_table(config: dict[str, Any]) -> str:
 
 def _scores_table(subject: Subject) -> str:
     oof = subject.scores["oof"]
-    rows = [[f"fold {f['fold'] + 1}", f"{f['score']:.4f}", f"{f['threshold']:.2f}",
-             f.get("best_epoch", "")] for f in subject.scores.get("folds", [])]
-    rows.append(["OOF (all folds)", f"{oof['score']:.4f}", f"{oof['threshold']:.2f}", ""])
-    out = _table(rows, ["", "competition score", "threshold", "best epoch"])
+    folds = subject.scores.get("folds", [])
+    if folds:
+        rows = [[f"fold {f['fold'] + 1}", f"{f['score']:.4f}", f"{f['threshold']:.2f}",
+                 f.get("best_epoch", "")] for f in folds]
+        rows.append(["OOF (all folds)", f"{oof['score']:.4f}", f"{oof['threshold']:.2f}", ""])
+        out = _table(rows, ["", "competition score", "threshold", "best epoch"])
+    else:  # an ensemble: its members' folds are in their own reports
+        out = _table([["OOF", f"{oof['score']:.4f}", f"{oof['threshold']:.2f}"]],
+                     ["", "competition score", "threshold"])
     if subject.members:
         best = max(m["oof_score"] for m in subject.members)
         members = [[m["name"], f"{m['oof_score']:.4f}", f"{m['weight']:.2f}"]
@@ -171,6 +189,7 @@ def _scores_table(subject: Subject) -> str:
 
 def _learning_curves(subject: Subject) -> str:
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     parts = []
     for run in subject.runs:
@@ -185,6 +204,8 @@ def _learning_curves(subject: Subject) -> str:
             ax_score.plot(scored["epoch"], scored["val_score"], label=label)
         ax_loss.set(title=f"{run.name}: training loss", xlabel="epoch")
         ax_score.set(title="validation competition score", xlabel="epoch", ylim=(0, 1))
+        for ax in (ax_loss, ax_score):  # epochs are whole numbers, also for short runs
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax_score.legend(fontsize=8)
         parts.append(_img(_figure_png(fig)))
     return _section("Learning curves", "".join(parts) or "<p>No training history.</p>")
@@ -207,18 +228,30 @@ def _threshold_plot(subject: Subject, truth: np.ndarray) -> str:
     return _figure_png(fig)
 
 
-def _failure_tables(train: data.Split, pred: np.ndarray, per_image: np.ndarray) -> str:
+def _failure_tables(train: data.Split, raw: np.ndarray, pred: np.ndarray,
+                    raw_per_image: np.ndarray, per_image: np.ndarray,
+                    postprocessed: bool) -> str:
+    """The failures of the model's masks and, beside them, of the post-processed ones: an
+    image emptied by the post-processing is not a failure of the model."""
     n = len(train)
     truth_empty = ~train.masks.reshape(n, -1).any(axis=1)
-    pred_empty = ~pred.reshape(n, -1).any(axis=1)
-    rows = [["empty images with salt predicted", int((truth_empty & ~pred_empty).sum()),
-             int(truth_empty.sum())],
-            ["salty images predicted empty", int((~truth_empty & pred_empty).sum()),
-             int((~truth_empty).sum())],
-            ["salty images scoring 0 though predicted", int(
-                (~truth_empty & ~pred_empty & (per_image == 0)).sum()),
-             int((~truth_empty).sum())]]
-    return _table(rows, ["failure", "images", "out of"])
+
+    def counts(masks: np.ndarray, scores: np.ndarray) -> list[int]:
+        empty = ~masks.reshape(n, -1).any(axis=1)
+        return [int((truth_empty & ~empty).sum()), int((~truth_empty & empty).sum()),
+                int((~truth_empty & ~empty & (scores == 0)).sum())]
+
+    names = ["empty images with salt predicted", "salty images predicted empty",
+             "salty images scoring 0 though predicted"]
+    totals = [int(truth_empty.sum()), int((~truth_empty).sum()), int((~truth_empty).sum())]
+    model = counts(raw, raw_per_image)
+    if not postprocessed:
+        return _table([[name, m, t] for name, m, t in zip(names, model, totals, strict=True)],
+                      ["failure", "images", "out of"])
+    final = counts(pred, per_image)
+    return _table([[name, m, f, t] for name, m, f, t in zip(names, model, final, totals,
+                                                             strict=True)],
+                  ["failure", "the model", "after post-processing", "out of"])
 
 
 def _breakdown_plot(train: data.Split, per_image: np.ndarray) -> str:
@@ -258,6 +291,9 @@ def _gallery(train: data.Split, oof: np.ndarray, pred: np.ndarray, per_image: np
 
     errors = (train.masks != pred).reshape(len(train), -1).sum(axis=1)
     order = np.lexsort((-errors, per_image)) if worst else np.lexsort((errors, -per_image))
+    if not worst:  # an empty image scores 1.0 by predicting nothing: not worth showing
+        salty = train.masks.reshape(len(train), -1).any(axis=1)
+        order = order[salty[order]]
     chosen = order[:GALLERY]
     cols = 6
     rows = max(1, int(np.ceil(len(chosen) / cols)))
@@ -278,10 +314,10 @@ def _gallery(train: data.Split, oof: np.ndarray, pred: np.ndarray, per_image: np
     return _figure_png(fig)
 
 
-def _page(title: str, score: float, sections: list[str]) -> str:
+def _page(title: str, headline: str, sections: list[str]) -> str:
     style = """
-      body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
-             color: #222; }
+      body { font-family: system-ui, sans-serif; margin: 1.5em auto; width: 94vw;
+             max-width: 1800px; color: #222; }
       h1 { margin-bottom: 0; } .score { font-size: 1.4em; color: #1565c0; }
       section { margin: 1.5em 0; } figure { margin: 0.5em 0; }
       img { max-width: 100%; border: 1px solid #eee; }
@@ -292,5 +328,5 @@ def _page(title: str, score: float, sections: list[str]) -> str:
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>kagglesalt: {html.escape(title)}</title><style>{style}</style></head>"
             f"<body><h1>{html.escape(title)}</h1>"
-            f"<p class='score'>OOF competition score <b>{score:.4f}</b></p>"
+            f"<p class='score'>{headline}</p>"
             f"{''.join(sections)}</body></html>\n")

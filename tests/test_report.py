@@ -56,9 +56,10 @@ def test_the_report_of_a_run_is_one_self_contained_page(workspace):
     path = report.build(workspace, "tiny-run")
     assert path == workspace.runs_dir / "tiny-run" / "report.html"
     page = parsed(path)
-    assert page.headings == ["Configuration", "Scores", "Learning curves", "Threshold",
-                             "Where it fails", "Worst out-of-fold predictions",
-                             "Best out-of-fold predictions"]
+    assert page.headings[:5] == ["Configuration", "Scores", "Learning curves", "Threshold",
+                                 "Where it fails"]
+    assert page.headings[5].startswith("Worst out-of-fold predictions")
+    assert page.headings[6].startswith("Best out-of-fold predictions of images with salt")
     assert len(page.images) == 5
     for src in page.images:
         assert src.startswith("data:image/png;base64,")
@@ -122,4 +123,10 @@ def test_an_ensemble_report_judges_the_ensembles_final_masks(workspace):
     salted = failure_counts(report.build(workspace, "all-salt").read_text())
     emptied = failure_counts(report.build(workspace, "emptied").read_text())
     assert salted[:4] == [str(empty), str(empty), "0", str(salty)]
-    assert emptied[:4] == ["0", str(empty), str(salty), str(salty)]
+    # the model's failures, then those of the post-processed masks, then the totals
+    assert emptied[:6] == [str(empty), "0", str(empty), "0", str(salty), str(salty)]
+    text = report.build(workspace, "emptied").read_text()
+    assert "after the post-processing chosen on OOF (dropping masks under 20000 px)" in text
+    assert "Worst out-of-fold predictions (after post-processing, as in the submission)" \
+        in text
+    assert "no post-processing was chosen" in report.build(workspace, "all-salt").read_text()
