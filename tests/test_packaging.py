@@ -1,0 +1,23 @@
+"""The one list of dependencies: the JAX test environment installs pyproject.toml's,
+less TensorFlow."""
+
+import configparser
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib")
+def test_the_jax_environment_installs_the_projects_dependencies_less_tensorflow():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [d for d in project["dependencies"] if not d.startswith("tensorflow")]
+    wanted += project["optional-dependencies"]["jax"] + project["optional-dependencies"]["test"]
+    tox = configparser.ConfigParser()
+    tox.read(ROOT / "tox.ini")
+    listed = [line.strip() for line in tox["testenv:jax"]["deps"].splitlines() if line.strip()]
+    assert sorted(listed) == sorted(wanted)
