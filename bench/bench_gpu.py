@@ -2,6 +2,7 @@
 
     KERAS_BACKEND=jax python bench/bench_gpu.py --npz .devdata/tgs.npz --out $OUT \
         [--stop-after-folds 1] [--fold1-floor 0.83] [--set key=value ...] [--deadline-s S]
+        [--minutes M]
 
 `--npz` holds ids, images, masks and depths of the real training set (bench/prepare_gpu.sh
 makes it from ../shared/tgs-salt). It is written out in the Kaggle layout, with 18,000 test
@@ -9,6 +10,10 @@ images made of flipped and shifted training images, so that the CV goes through 
 loader, folds, run folder and test prediction as `kagglesalt cv`. The run lives in --work,
 so a second call on the same (warm) machine resumes it: `--stop-after-folds 1` trains fold
 1 alone; if its score is under --fold1-floor the run is not worth the device minutes.
+
+`--minutes 8` sizes the whole CV to 8 minutes of training whatever the GPU (H100 or H200):
+each fold gets its share and re-plans its epochs from the pace it keeps, which is how
+`kagglesalt cv --minutes` works for a user too.
 
 Writes `summary.json` (OOF, per-fold scores and validation trajectories, seconds, the
 prediction timing of 18,000 images x folds x snapshots x 2 TTA views) to --out.
@@ -114,6 +119,9 @@ def main() -> None:
     parser.add_argument("--stop-after-folds", type=int, default=99)
     parser.add_argument("--fold1-floor", type=float, default=0.0,
                         help="stop when fold 1 scores below this")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="the whole CV's training budget (cv --minutes): each fold gets "
+                             "its share and re-plans its epochs to it")
     parser.add_argument("--deadline-s", type=int, default=0,
                         help="start no fold after this many seconds")
     args = parser.parse_args()
@@ -127,7 +135,8 @@ def main() -> None:
     say(f"the Kaggle layout is ready after {time.perf_counter() - start:.1f} s")
     ws = Workspace(args.work / "data", args.work / "runs", args.work / "submissions")
     overrides = key_values(args.set)
-    options = cv.CVOptions(args.model, args.folds, args.name, settings=overrides)
+    options = cv.CVOptions(args.model, args.folds, args.name, settings=overrides,
+                           minutes=args.minutes)
     deadline = time.perf_counter() + (args.deadline_s or float("inf"))
     reporter = PrintReporter()
     run = Run(ws.runs_dir / args.name)
