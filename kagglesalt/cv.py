@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.metadata
+import json
 import math
 import sys
 import time
@@ -37,7 +38,7 @@ from kagglesalt.errors import KaggleSaltError
 from kagglesalt.model_spec import ModelSpec
 from kagglesalt.progress import Reporter
 from kagglesalt.runs import DataRecord, FoldSummary, Run, RunConfig, RunScores
-from kagglesalt.train import measure_rates, train_fold
+from kagglesalt.train import FoldState, measure_rates, train_fold
 from kagglesalt.workspace import Workspace, check_name
 
 
@@ -232,9 +233,22 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
                                             budget.finish_seconds(len(train))) /
                                            (len(pending) - number), rates, options.most_epochs)
             valid = assignment == k
+            # An interrupted fold goes on from its last kept epoch, if trained as now.
+            key = json.dumps({"settings": settings.as_config(chosen), "fold": k,
+                              "folds": options.folds, "data": train.fingerprint()},
+                             sort_keys=True)
+            kept = run.fold_state(k, key)
+            resume = FoldState.unpack(kept) if kept else None
+            if resume is not None:
+                reporter.message(f"fold {k + 1}/{options.folds}: going on after epoch "
+                                 f"{resume.done + resume.epoch}")
+
+            def save(state: FoldState, k: int = k, key: str = key) -> None:
+                run.save_fold_state(k, state.pack(), key)
+
             run.write_fold(train_fold(spec, chosen, train.images[~valid], train.masks[~valid],
                                       train.images[valid], train.masks[valid], test.images, k,
-                                      options.folds, progress, within))
+                                      options.folds, progress, within, resume, save))
     summaries = [run.fold_summary(k) for k in range(options.folds)]
     if None not in summaries:
         _finish(run, train, test, assignment, summaries)

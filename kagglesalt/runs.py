@@ -30,6 +30,8 @@ from kagglesalt.atomic import atomic_open, save_npy, write_bytes, write_json
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.rle import SIZE
 
+CHECKPOINT = "checkpoint.npz"  # an unfinished fold's training state
+
 if TYPE_CHECKING:
     from kagglesalt.train import FoldResult
 
@@ -331,8 +333,33 @@ class Run:
         (self.path / "scores.json").unlink(missing_ok=True)
 
     def clear_fold(self, k: int) -> None:
-        """Remove what an unfinished fold left (a fold is written whole or not at all)."""
-        shutil.rmtree(self.fold_dir(k), ignore_errors=True)
+        """Remove what an unfinished fold left (a fold is written whole or not at all),
+        but its checkpoint, from which it goes on."""
+        folder = self.fold_dir(k)
+        for path in folder.iterdir() if folder.is_dir() else []:
+            if path.name != CHECKPOINT:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+    def save_fold_state(self, k: int, arrays: dict[str, np.ndarray], key: str) -> None:
+        """Keep an unfinished fold's training state (`train.FoldState.pack()`), marked with
+        `key` (what it was trained with), replacing the last one whole."""
+        self.fold_dir(k).mkdir(parents=True, exist_ok=True)
+        with atomic_open(self.fold_dir(k) / CHECKPOINT, "wb") as f:
+            np.savez(f, key=np.array(key), **arrays)
+
+    def fold_state(self, k: int, key: str) -> dict[str, np.ndarray] | None:
+        """The kept state of unfinished fold k if it was trained with `key`; None if there
+        is none, or it is of other settings, or damaged (the fold then starts over)."""
+        path = self.fold_dir(k) / CHECKPOINT
+        if not path.exists():
+            return None
+        try:
+            with np.load(path) as stored:
+                if str(stored["key"]) != key:
+                    return None
+                return {name: stored[name] for name in stored.files if name != "key"}
+        except (OSError, ValueError, KeyError, EOFError):
+            return None
 
     def write_fold(self, result: FoldResult) -> FoldSummary:
         """Store a trained fold; done.json, written last, marks it finished."""
@@ -347,6 +374,7 @@ class Run:
             save_npy(folder / "test.npy", result.test)
         summary = FoldSummary.of(result)
         write_json(folder / "done.json", dataclasses.asdict(summary))
+        (folder / CHECKPOINT).unlink(missing_ok=True)  # the fold is whole: nothing to go on
         return summary
 
     def finish(self, oof: np.ndarray, test: np.ndarray | None, scores: RunScores) -> None:

@@ -11,10 +11,13 @@ driver writes the run folder.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,6 +206,84 @@ class Pacer(keras.callbacks.Callback):
             self.reporter.fold_epochs(self.fold, self.plan.epochs, self.steps)
 
 
+@dataclass
+class FoldState:
+    """Where a fold's training stands after an epoch: enough to continue it on a fresh
+    process (weights, optimizer, schedule position, kept weights, history)."""
+
+    stage: int  # the stage in progress
+    epoch: int  # epochs finished in it
+    done: int  # epochs of the stages before it
+    stages: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+    best_score: float
+    seconds: float  # training time spent, which a budget's clock goes on from
+    weights: list[np.ndarray]
+    optimizer: list[np.ndarray]
+    best: list[np.ndarray] | None
+    snapshots: list[list[np.ndarray]]
+
+    _LISTS = ("weights", "optimizer", "best")
+
+    def pack(self) -> dict[str, np.ndarray]:
+        """The state as named arrays (what `runs.Run.save_fold_state` stores)."""
+        meta = {k: getattr(self, k) for k in ("stage", "epoch", "done", "stages", "history",
+                                              "best_score", "seconds")}
+        meta["snapshots"] = len(self.snapshots)
+        meta["has_best"] = self.best is not None
+        arrays = {"meta": np.array(json.dumps(meta, default=float))}
+        for name in self._LISTS:
+            for i, array in enumerate(getattr(self, name) or []):
+                arrays[f"{name}/{i}"] = array
+        for s, weights in enumerate(self.snapshots):
+            for i, array in enumerate(weights):
+                arrays[f"snapshot{s}/{i}"] = array
+        return arrays
+
+    @classmethod
+    def unpack(cls, arrays: dict[str, np.ndarray]) -> FoldState:
+        meta = json.loads(str(arrays["meta"]))
+
+        def listed(prefix: str) -> list[np.ndarray]:
+            count = sum(1 for k in arrays if k.startswith(f"{prefix}/"))
+            return [arrays[f"{prefix}/{i}"] for i in range(count)]
+
+        return cls(meta["stage"], meta["epoch"], meta["done"], meta["stages"],
+                   meta["history"], meta["best_score"], meta["seconds"], listed("weights"),
+                   listed("optimizer"), listed("best") if meta["has_best"] else None,
+                   [listed(f"snapshot{s}") for s in range(meta["snapshots"])])
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Hands the fold's state to `save` after an epoch, at most every `every` seconds and
+    at the end of each stage, so an interrupted fold loses little. Comes last among the
+    callbacks, after the history row and the kept weights of the epoch are in."""
+
+    def __init__(self, save: Callable[[FoldState], None], every: float, plan: Plan,
+                 log: EpochLog, best: KeepBest, snapshots: Snapshots, started: float):
+        super().__init__()
+        self.save, self.every, self.plan, self.log = save, every, plan, log
+        self.best, self.snapshots, self.started = best, snapshots, started
+        self.number, self.done, self.last = 0, 0, time.perf_counter()
+
+    def start_stage(self, number: int, done: int) -> Checkpointer:
+        self.number, self.done = number, done
+        return self
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        stage_over = epoch + 1 >= self.plan.stages[self.number].epochs
+        if time.perf_counter() - self.last < self.every and not stage_over:
+            return
+        self.save(FoldState(
+            self.number, epoch + 1, self.done,
+            [dataclasses.asdict(s) for s in self.plan.stages], list(self.log.rows),
+            float(self.best.best), time.perf_counter() - self.started,
+            self.model.get_weights(),
+            [keras.ops.convert_to_numpy(v) for v in self.model.optimizer.variables],
+            self.best.weights, list(self.snapshots.weights)))
+        self.last = time.perf_counter()
+
+
 class StageEnd(keras.callbacks.Callback):
     """Ends a stage whose length a `Pacer` may change at the epoch its plan now says."""
 
@@ -306,13 +387,17 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
                train_masks: np.ndarray, val_images: np.ndarray, val_masks: np.ndarray,
                test_images: np.ndarray | None = None, fold: int = 0, folds: int = 1,
                reporter: Reporter | None = None,
-               within: budget.FoldBudget | None = None) -> FoldResult:
+               within: budget.FoldBudget | None = None, resume: FoldState | None = None,
+               save: Callable[[FoldState], None] | None = None,
+               save_every: float = 30.0) -> FoldResult:
     """Train fold `fold` on uint8 images and bool masks (N, 101, 101); predict its
     validation and test images with the kept models (the best epoch's, or the snapshots).
 
     `within` a time budget, the fold starts from the settings' epochs and re-plans them
-    after each epoch to end within the budget's seconds."""
-    started = time.perf_counter()
+    after each epoch to end within the budget's seconds. With `save`, the fold's state is
+    handed over after an epoch (every `save_every` seconds at most), and a fold given that
+    state back as `resume` goes on from it instead of starting over."""
+    started = time.perf_counter() - (resume.seconds if resume else 0.0)
     reporter = reporter or Reporter()
     enable_compilation_cache()
     keras.utils.set_random_seed(settings.seed + fold)
@@ -329,14 +414,24 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
     scorer = ValidationScore(predictor, val_images, val_masks, settings, plan, clock)
     best, log, snapshots, end = KeepBest(), EpochLog(reporter), Snapshots(plan), StageEnd(plan)
     pacer = Pacer(clock, plan, reporter, fold, len(batches)) if clock else None
-    reporter.fold_start(fold, folds, settings.epochs, len(batches))
-    done = 0
-    for number in range(len(plan.stages)):
+    keeper = Checkpointer(save, save_every, plan, log, best, snapshots, started) \
+        if save else None
+    first, done, initial = 0, 0, 0
+    if resume is not None:
+        first, done, initial = _restore(resume, plan, log, best, snapshots, model, batches)
+    reporter.fold_start(fold, folds, plan.epochs if resume else settings.epochs, len(batches))
+    for number in range(first, len(plan.stages)):
         stage = plan.stages[number]
-        if number and not settings.snapshots:  # a later stage starts from the best so far
-            model.set_weights(best.weights)
+        resumed = resume is not None and number == first and initial > 0
+        if number and not settings.snapshots and not resumed:
+            model.set_weights(best.weights)  # a later stage starts from the best so far
         model.compile(optimizer=keras.optimizers.Adam(stage.learning_rate),
                       **training_loss(stage, settings, outputs))
+        if resumed:  # the optimizer's moments and step count, as they were
+            model.optimizer.build(model.trainable_variables)
+            for variable, value in zip(model.optimizer.variables, resume.optimizer,
+                                       strict=True):
+                variable.assign(value)
         callbacks = [pacer.start_stage(number)] if pacer else []
         callbacks += [scorer.start_stage(number), best, rate_schedule(plan, number, settings),
                       log.start_stage(stage.loss, done)]
@@ -349,7 +444,10 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
             callbacks.append(BatchProgress(reporter))
         # Under a budget the stage may grow: fit runs until StageEnd says the plan is done.
         callbacks.append(end.start_stage(number))
+        if keeper:
+            callbacks.append(keeper.start_stage(number, done))
         model.fit(batches, epochs=within.most_epochs if clock else stage.epochs,
+                  initial_epoch=initial if number == first else 0,
                   callbacks=callbacks, verbose=0)
         done += plan.stages[number].epochs
     kept = snapshots.weights if settings.snapshots else [best.weights]
@@ -362,6 +460,24 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
                         len(train_images))
     reporter.fold_end(fold, search.score)
     return result
+
+
+def _restore(state: FoldState, plan: Plan, log: EpochLog, best: KeepBest,
+             snapshots: Snapshots, model: keras.Model, batches: Batches
+             ) -> tuple[int, int, int]:
+    """Put a saved fold state back; returns (first stage to train, epochs before it, epochs
+    of it already done)."""
+    plan.stages = [Stage(**{**s, "ends": tuple(s.get("ends") or ())}) for s in state.stages]
+    log.rows = list(state.history)
+    best.best, best.weights = state.best_score, state.best
+    snapshots.weights = list(state.snapshots)
+    model.set_weights(state.weights)
+    batches.epoch = state.done + state.epoch  # the same shuffles and augmentations as before
+    batches.order = batches._order()
+    first, done, initial = state.stage, state.done, state.epoch
+    if initial >= plan.stages[first].epochs:  # that stage was over: the next one begins
+        first, done, initial = first + 1, done + plan.stages[first].epochs, 0
+    return first, done, initial
 
 
 def measure_rates(spec: ModelSpec, settings: TrainSettings, steps: int = 8,

@@ -271,3 +271,30 @@ def test_the_ensemble_says_when_nothing_is_post_processed(finished_run):
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "no post-processing" in text and "under 0 px" not in text
+
+
+def test_a_fold_cut_short_goes_on_from_its_checkpoint_when_the_run_resumes(synthetic_data,
+                                                                           tmp_path):
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    settings = {"epochs": 4, "loss": "bce+lovasz", "lovasz_share": 0.25}  # 3 + 1 epochs
+    with pytest.raises(KeyboardInterrupt):  # in fold 1's Lovász stage
+        cv.run_cv(ws, options("cut", **settings), Recorder(stop_after_epochs=4))
+    assert (tmp_path / "runs" / "cut" / "fold_0" / "checkpoint.npz").exists()
+    recorder = Recorder()
+    run = cv.run_cv(ws, options("cut", **settings), recorder)
+    assert "fold 1/2: going on after epoch 3" in recorder.messages
+    assert recorder.epochs == 1 + 4  # fold 1's last epoch, then fold 2
+    assert run.finished and list(pd.read_csv(run.fold_dir(0) / "history.csv")["epoch"]) == \
+        [1, 2, 3, 4]
+    assert not (run.fold_dir(0) / "checkpoint.npz").exists()  # a whole fold needs none
+
+
+def test_a_checkpoint_of_other_settings_is_not_used(synthetic_data, tmp_path):
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    with pytest.raises(KeyboardInterrupt):
+        cv.run_cv(ws, options("other", epochs=4, loss="bce+lovasz", lovasz_share=0.25),
+                  Recorder(stop_after_epochs=4))
+    recorder = Recorder()
+    cv.run_cv(ws, options("other", epochs=2), recorder)  # no fold finished: starts over
+    assert not any("going on" in m for m in recorder.messages)
+    assert recorder.epochs == 4

@@ -196,3 +196,35 @@ def test_a_fold_with_time_to_spare_grows_to_the_most_epochs_given(small):
                         within=budget.FoldBudget(3600.0, rates, most_epochs=4))
     assert len(rows.rows) == 4 and rows.plans == [4]
     assert result.history["val_score"].notna().tolist()[-1]  # the last epoch is scored
+
+
+def test_an_interrupted_fold_goes_on_from_its_last_saved_epoch(small):
+    from kagglesalt.train import FoldState
+
+    spec = plugins.get_model("tiny_head", EXAMPLES)
+    chosen = spec.training_settings({"epochs": 6, "loss": "bce+lovasz", "lovasz_share": 0.5,
+                                     "schedule": "cosine", "snapshots": 2})
+    whole = Rows()
+    train_fold(spec, chosen, *small, reporter=whole)
+
+    class Interrupt(Rows):
+        def epoch_end(self, epoch, row):
+            super().epoch_end(epoch, row)
+            if epoch == 5:
+                raise KeyboardInterrupt
+
+    saved = []
+    with pytest.raises(KeyboardInterrupt):
+        train_fold(spec, chosen, *small, reporter=Interrupt(), save=saved.append,
+                   save_every=0)
+    assert [s.done + s.epoch for s in saved] == [1, 2, 3, 4]  # epoch 5 never completed
+    state = FoldState.unpack(saved[-1].pack())  # as stored on disk
+    rest = Rows()
+    result = train_fold(spec, chosen, *small, reporter=rest, resume=state)
+    assert [row["epoch"] for row in rest.rows] == [5, 6]  # only what was left
+    assert list(result.history["epoch"]) == [1, 2, 3, 4, 5, 6]
+    assert list(result.history["stage"]) == ["bce_dice"] * 3 + ["lovasz"] * 3
+    # the schedule goes on where it was; both snapshots are kept
+    assert list(result.history["learning_rate"]) == \
+        pytest.approx([row["learning_rate"] for row in whole.rows])
+    assert len(result.models) == 2
