@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kagglesalt_plugins.heads import with_has_salt_head
+
 from kagglesalt.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -56,12 +58,7 @@ def build(input_size: int = 112, start_filters: int = 8, depth: int = 4,
     pixels = layers.Conv2D(1, 1, name="salt_logits", dtype="float32")(x)
     if not has_salt_head:
         return keras.Model(inputs, pixels, name="unet_lite")
-    pooled = layers.GlobalAveragePooling2D(name="has_salt_pool")(bottleneck)
-    has_salt = layers.Dense(1, name="has_salt", dtype="float32")(pooled)
-    gate = layers.Activation("log_sigmoid", name="has_salt_log_p", dtype="float32")(has_salt)
-    gate = layers.Reshape((1, 1, 1), name="has_salt_gate")(gate)
-    salt = layers.Add(name="salt", dtype="float32")([pixels, gate])
-    return keras.Model(inputs, [salt, has_salt], name="unet_lite")
+    return with_has_salt_head(inputs, pixels, bottleneck, "unet_lite")
 
 
 @hookimpl
