@@ -145,7 +145,9 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
                 if (run.fold_dir(k) / "done.json").exists() and run.fold_problem(k) is None]
     resuming = (run.path / "config.json").exists() and finished
     work = budget.Workload.of_folds(len(train), len(test), options.folds)
-    planned = run.config.budget if resuming else None
+    # A budget run cut short keeps its plan, so that its folds' checkpoints still fit it.
+    planned = run.config.budget if resuming or (
+        (run.path / "config.json").exists() and run.has_checkpoints()) else None
     if options.minutes is not None and planned and planned["minutes"] == options.minutes:
         plan = budget.Budget.from_config(planned)  # a resumed run keeps its plan
         rates = plan.rates

@@ -340,6 +340,9 @@ class Run:
             if path.name != CHECKPOINT:
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
 
+    def has_checkpoints(self) -> bool:
+        return any(self.path.glob(f"fold_*/{CHECKPOINT}"))
+
     def save_fold_state(self, k: int, arrays: dict[str, np.ndarray], key: str) -> None:
         """Keep an unfinished fold's training state (`train.FoldState.pack()`), marked with
         `key` (what it was trained with), replacing the last one whole."""

@@ -298,3 +298,18 @@ def test_a_checkpoint_of_other_settings_is_not_used(synthetic_data, tmp_path):
     cv.run_cv(ws, options("other", epochs=2), recorder)  # no fold finished: starts over
     assert not any("going on" in m for m in recorder.messages)
     assert recorder.epochs == 4
+
+
+def test_a_budget_run_cut_short_in_its_first_fold_goes_on_with_its_plan(synthetic_data,
+                                                                       tmp_path):
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    opts = cv.CVOptions("tiny", 2, "cut-budget", EXAMPLES,
+                        {"seed": 3, "loss": "bce+lovasz", "lovasz_share": 0.25},
+                        minutes=30, most_epochs=4)
+    with pytest.raises(KeyboardInterrupt):  # fold 1's Lovász stage, after its checkpoint
+        cv.run_cv(ws, opts, Recorder(stop_after_epochs=4))
+    recorder = Recorder()
+    run = cv.run_cv(ws, opts, recorder)
+    assert not any(m.startswith("Timing") for m in recorder.messages)  # the same plan
+    assert "fold 1/2: going on after epoch 3" in recorder.messages
+    assert run.finished
