@@ -85,9 +85,10 @@ def choose(budget_seconds: float, rates: budget.Rates,
                 estimate(n_train, n_test, MIN_EPOCHS, rates, existing is None))
 
 
-class _DemoBar(Reporter):
+class _DemoBar:
     """Passes the run's progress on, with the demo's own parts (the data before, the
-    ensemble after) added to the overall bar the run draws."""
+    ensemble after) added to the overall bar the run draws. Not a Reporter subclass: its
+    no-op methods would swallow what must reach the inner reporter."""
 
     def __init__(self, inner: Reporter, before: float, after: float):
         self.inner, self.before, self.after, self.started = inner, before, after, False

@@ -30,3 +30,27 @@ def test_a_fast_machine_learns_more_and_a_slow_one_less_but_enough():
 def test_data_already_present_is_used_as_it_is():
     plan = demo.choose(300, FAST, existing=(3000, 500))
     assert (plan.train, plan.test) == (3000, 500) and plan.parts["data"] == 0
+
+
+def test_the_demo_bar_passes_every_event_on_and_adds_its_own_parts():
+    from kagglesalt.progress import Reporter
+
+    class Seen(Reporter):
+        def __init__(self):
+            self.calls = []
+
+        def fold_start(self, *args):
+            self.calls.append(("fold_start", args))
+
+        def overall(self, description, total):
+            self.calls.append(("overall", (description, total)))
+
+        def advance(self, units):
+            self.calls.append(("advance", (units,)))
+
+    seen = Seen()
+    bar = demo._DemoBar(seen, before=3.0, after=10.0)
+    bar.overall("cv demo", 100.0)
+    bar.fold_start(0, 2, 5, 7)
+    assert seen.calls == [("overall", ("demo", 113.0)), ("advance", (3.0,)),
+                          ("fold_start", (0, 2, 5, 7))]
