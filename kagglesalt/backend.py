@@ -96,6 +96,8 @@ def quiet_native_stderr() -> Iterator[None]:
         os.dup2(captured.fileno(), fd)
         try:
             yield
+        except KeyboardInterrupt:  # the user stopped it: nothing of the import to show
+            raise
         except BaseException:
             sys.stderr.flush()
             os.dup2(saved, fd)

@@ -68,3 +68,27 @@ def test_a_backend_whose_package_is_missing_names_the_install_command(monkeypatc
     with pytest.raises(KaggleSaltError, match=r"KERAS_BACKEND=jax but jax is not installed: "
                                               r"pip install 'kagglesalt\[jax\]'"):
         backend._check_backend_installed()
+
+
+QUIET = """
+import os, sys
+from kagglesalt.backend import quiet_native_stderr
+try:
+    with quiet_native_stderr():
+        os.write(2, b"I0000 a start-up line\\n")
+        raise {error}
+except BaseException:
+    pass
+"""
+
+
+def test_ctrl_c_during_a_quiet_import_shows_nothing_of_it_but_a_failure_does():
+    import subprocess
+    import sys
+
+    def stderr(error):
+        return subprocess.run([sys.executable, "-c", QUIET.format(error=error)],
+                              capture_output=True, text=True).stderr
+
+    assert "a start-up line" not in stderr("KeyboardInterrupt")
+    assert "a start-up line" in stderr("RuntimeError('import failed')")
