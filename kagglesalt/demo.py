@@ -148,7 +148,7 @@ def run_demo(ws: Workspace, minutes: float, reporter: Reporter | None = None) ->
                            most_epochs=MAX_EPOCHS)
     bar = _DemoBar(reporter, plan.parts["data"], plan.parts["ensemble"])
     run = cv.run_cv(ws, options, bar, rates)
-    made = ensemble.run_ensemble(ws, (run.name,), "auto")
+    made = ensemble.run_ensemble(ws, (run.name,), "auto", name=run.name)  # one timestamp
     reporter.advance(plan.parts["ensemble"])
     truth = Path(ws.data_dir) / synth.TEST_TRUTH
     score = submission.score_files(made.path, truth)[0] if truth.exists() else None
