@@ -263,7 +263,7 @@ def _say_plan(reporter: Reporter, options: CVOptions, chosen: settings.TrainSett
               pending: int) -> None:
     speed = f"{min(rates.train.values()):.0f} training images/s"
     if plan is not None:
-        reporter.message(f"Budget {plan.minutes:g} minutes: {pending} fold(s) of about "
+        reporter.message(f"Budget {plan.minutes:.3g} minutes: {pending} fold(s) of about "
                          f"{chosen.epochs} epochs at {speed} (re-planned as they go)")
         return
     hours = estimate / 3600
