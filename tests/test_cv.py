@@ -143,6 +143,8 @@ def test_unknown_augmentations_and_unbuildable_parameters_are_one_line(synthetic
     result = runner.invoke(cli, [*common, "--augment", "rotate=10"])
     assert result.exit_code == 1 and "no augmentation 'rotate'" in result.output
     result = runner.invoke(cli, [*common, "--param", "width=wide"])
+    assert result.exit_code == 1 and "parameter width must be an integer" in result.output
+    result = runner.invoke(cli, [*common, "--param", "width=0"])
     assert result.exit_code == 1 and "could not be built" in result.output
     assert "Traceback" not in result.output
 
