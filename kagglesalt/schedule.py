@@ -96,9 +96,10 @@ def replan(settings: TrainSettings, current: list[Stage], number: int, done: int
 def _resized(stage: Stage, length: int, done: int) -> Stage:
     """`stage` with `length` epochs, `done` of them behind: ended cycles kept, the cycle in
     progress and those to come spread over the rest (as many as still fit). Cut to `done`,
-    the epoch just finished ends the stage's last cycle."""
+    the epoch just finished ends the stage's last cycle; a stage whose last cycle was to end
+    at `done` and is lengthened goes on with that cycle (no cycle, no snapshot, is added)."""
     ends = stage.cycle_ends()
-    passed = [end for end in ends if end <= done]
+    passed = [end for end in ends if end < done]
     if length <= done:
         new = passed if passed and passed[-1] == done else passed + [done]
     else:

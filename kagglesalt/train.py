@@ -178,9 +178,10 @@ class Snapshots(keras.callbacks.Callback):
 
 class Pacer(keras.callbacks.Callback):
     """Keeps a fold trained to a time budget on time: times each epoch and lets the
-    `budget.FoldClock` re-plan the fold's remaining epochs (never at a cycle's end, where a
-    snapshot or a stage change is due). Comes first among the callbacks, so the others see
-    the new plan at the same epoch."""
+    `budget.FoldClock` re-plan the fold's remaining epochs (never at the end of a cycle
+    before a stage's last, where a snapshot is due; at the stage's last epoch a plan with
+    time to spare lengthens its last cycle). Comes first among the callbacks, so the others
+    see the new plan at the same epoch."""
 
     def __init__(self, clock: budget.FoldClock, plan: Plan, reporter: Reporter, fold: int,
                  steps: int):
@@ -198,7 +199,7 @@ class Pacer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         stage = self.plan.stages[self.number]
         self.clock.record(stage.loss, time.perf_counter() - self.began, epoch == 0)
-        if epoch + 1 in stage.cycle_ends():
+        if epoch + 1 in stage.cycle_ends()[:-1]:
             return
         stages = self.clock.replan(self.plan.stages, self.number, epoch + 1)
         if stages != self.plan.stages:

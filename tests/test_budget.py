@@ -79,7 +79,7 @@ def simulate(settings, given, slowdown, work=WORK):
             clock.record(stage.loss, seconds + (given.rates.compile if done == 0 else 0),
                          done == 0)
             done += 1
-            if done not in stage.cycle_ends():
+            if done not in stage.cycle_ends()[:-1]:  # as the Pacer does
                 stages = clock.replan(stages, number, done)
             if stages[number].validates(done, settings.validate_every):
                 scoring = work.valid / given.rates.predict * slowdown

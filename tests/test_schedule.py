@@ -46,3 +46,12 @@ def test_validations_are_counted_every_few_epochs_and_at_cycle_ends():
     # BCE: epochs 2..36 (18); Lovász cycles of 18: every second epoch, 27.
     assert validations(plan, 2) == 18 + 27
     assert validations(plan, 2, (1, 10)) == 27 - 5
+
+
+def test_a_stage_lengthened_at_its_last_epoch_moves_its_last_cycle_and_adds_none():
+    short = resolve({"schedule": "cosine", "snapshots": 1, "epochs": 1}, {})
+    longer = replan(short, stage_plan(short), 0, 1, 3)
+    assert [s.epochs for s in longer] == [3] and longer[0].cycle_ends() == [3]
+    three = resolve({"schedule": "cosine", "snapshots": 3, "epochs": 3}, {})
+    grown = replan(three, stage_plan(three), 0, 3, 5)  # cycles ended at 1 and 2 are kept
+    assert grown[0].cycle_ends() == [1, 2, 5]
