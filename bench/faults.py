@@ -92,7 +92,7 @@ def main() -> None:
     subprocess.run(kagglesalt(args.work, "synth", "--train", "160", "--test", "40"),
                    check=True, capture_output=True)
     cv = ["cv", "--model", "tiny_head", "--plugins-dir", str(TINY), "--folds", "3",
-          "--epochs", "6", "--loss", "bce+lovasz", "--lovasz-share", "0.5", "--schedule",
+          "--epochs", "12", "--loss", "bce+lovasz", "--lovasz-share", "0.5", "--schedule",
           "cosine", "--snapshots", "2", "--name", "killed"]
     rng = random.Random(args.seed)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -103,7 +103,7 @@ def main() -> None:
             command = cv
         process = subprocess.Popen(kagglesalt(args.work, *command), env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        delay = rng.uniform(2.0, 25.0)
+        delay = rng.uniform(2.0, 15.0)
         time.sleep(delay)
         outcome = "finished before the kill" if process.poll() is not None else "killed"
         if process.poll() is None:
@@ -114,6 +114,8 @@ def main() -> None:
               f"{'ok' if not broken else broken[0]}", flush=True)
         if broken:
             sys.exit(1)
+        if outcome != "killed" and command is cv:  # a finished run: the next round anew
+            shutil.rmtree(args.work / "runs" / "killed")
     subprocess.run(kagglesalt(args.work, *cv), env=env, check=True, capture_output=True)
     subprocess.run(kagglesalt(args.work, "ensemble", "killed", "--name", "final"), env=env,
                    check=True, capture_output=True)
