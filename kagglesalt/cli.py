@@ -287,18 +287,10 @@ def cv(ctx: click.Context, config_file: Path | None, from_run: str | None,
         if ctx.get_parameter_source(option) is not ParameterSource.DEFAULT and \
                 value is not None:
             explicit[option] = value
-    if "epochs" in explicit:  # given here, a budget from the file or run gives way
-        base.pop("minutes", None)
-    if "minutes" in explicit:
-        base.pop("epochs", None)
-    values = experiments.with_sets(base, _key_values(sets, "--set"))
-    for key in ("params", "augment"):  # --param and --augment add to the tables
-        if key in explicit:
-            explicit[key] = {**values.get(key, {}), **explicit[key]}
-    values.update(explicit)
-    if values.get("minutes") is not None and values.get("epochs") is not None:
+    if explicit.get("minutes") is not None and explicit.get("epochs") is not None:
         raise click.UsageError("--epochs and --minutes together: give one (--minutes "
                                "chooses the epochs that fit the budget on this machine)")
+    values = experiments.merge(base, _key_values(sets, "--set"), explicit)
     if from_run and "name" not in values:
         values["name"] = f"{from_run}-{timestamps.for_name()}"
     crossval = _crossval()

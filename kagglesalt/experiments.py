@@ -110,6 +110,28 @@ def with_sets(values: dict[str, Any], pairs: dict[str, Any], source: str = "--se
     return out
 
 
+def merge(base: dict[str, Any], sets: dict[str, Any], given: dict[str, Any]
+          ) -> dict[str, Any]:
+    """An experiment (a file's or a run's) changed by `--set` pairs, then by what the
+    command line gave: a number of epochs given there replaces a budget in minutes and the
+    other way round; --param and --augment add to the tables."""
+    base = dict(base)
+    if "epochs" in given:
+        base.pop("minutes", None)
+    if "minutes" in given:
+        base.pop("epochs", None)
+    values = with_sets(base, sets)
+    given = dict(given)
+    for table in TABLES:
+        if table in given:
+            given[table] = {**values.get(table, {}), **given[table]}
+    values.update(given)
+    if values.get("minutes") is not None and values.get("epochs") is not None:
+        raise KaggleSaltError("the experiment has both epochs and minutes: keep one (minutes "
+                              "choose the epochs that fit the budget on this machine)")
+    return values
+
+
 def to_toml(values: dict[str, Any]) -> str:
     """An experiment as TOML text (the run keys and settings, then the tables)."""
     import json

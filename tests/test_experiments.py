@@ -97,3 +97,13 @@ def test_an_unknown_set_key_is_one_line(synthetic_data, tmp_path):
     result = invoke(synthetic_data, tmp_path / "runs", "--model", "tiny", "--set", "lr=1")
     assert result.exit_code == 1 and "--set: no setting 'lr'" in result.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_command_line_wins_over_the_experiment_and_a_budget_gives_way_to_epochs():
+    base = {"model": "unet_lite", "minutes": 45, "params": {"width": 3}}
+    merged = experiments.merge(base, {"params.depth": 3}, {"epochs": 10,
+                                                            "params": {"width": 2}})
+    assert merged == {"model": "unet_lite", "epochs": 10, "params": {"width": 2, "depth": 3}}
+    assert "epochs" not in experiments.merge({"epochs": 30}, {}, {"minutes": 5})
+    with pytest.raises(KaggleSaltError, match="both epochs and minutes"):
+        experiments.merge({"epochs": 30}, {"minutes": 5}, {})
