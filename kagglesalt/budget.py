@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -256,7 +256,7 @@ class RunProgress(Reporter):
         return sum(fold_seconds(self.s, epochs, self.work, self.rates)
                    for epochs in self.planned.values()) + finish_seconds(self.n_train)
 
-    def start(self, done_folds: list[int] = ()) -> None:
+    def start(self, done_folds: Sequence[int] = ()) -> None:
         for k in done_folds:
             self.planned.pop(k, None)
         self.inner.overall(self.description, self.total())

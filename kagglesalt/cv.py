@@ -33,7 +33,7 @@ from kagglesalt import (
     timestamps,
 )
 from kagglesalt.atomic import clean_leftovers
-from kagglesalt.backend import device, keras_backend
+from kagglesalt.backend import Device, device, keras_backend
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.model_spec import ModelSpec
 from kagglesalt.progress import Reporter
@@ -137,7 +137,7 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None,
 
 def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.Rates | None,
            started: float, spec: ModelSpec, chosen: settings.TrainSettings, cluster,
-           here, train: data.Split, test: data.Split, assignment: np.ndarray,
+           here: Device, train: data.Split, test: data.Split, assignment: np.ndarray,
            run: Run) -> Run:
     """The part of `run_cv` that writes the run folder, under its lock."""
     name = run.name
