@@ -42,7 +42,7 @@ def kagglesalt(args: list[str], env: dict[str, str]) -> float:
 
 
 def cpu() -> str:
-    from kagglesalt.backend import _cpu_name
+    from kagglesalt.model.backend import _cpu_name
 
     return f"{_cpu_name()}, {os.cpu_count()} cores"
 
@@ -62,7 +62,9 @@ def main() -> None:
     if not (args.data / "train.csv").exists():
         sys.exit(f"no competition data in {args.data}")
 
-    from kagglesalt import data, runs, submission, submissions
+    from kagglesalt import data
+    from kagglesalt.competition import submission
+    from kagglesalt.workspace import runs, submissions
 
     name = args.name or f"{args.model}-k{args.folds}-m{args.minutes:g}"
     runs_dir, subs_dir = args.work / "runs", args.work / "submissions"

@@ -19,8 +19,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from kagglesalt import data, ensemble, folds, report, submission, synth
+from kagglesalt import data, ensemble, report
 from kagglesalt.atomic import save_npy, write_json
+from kagglesalt.competition import submission
+from kagglesalt.data import folds, synth
 from kagglesalt.workspace import Workspace
 
 

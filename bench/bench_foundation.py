@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kagglesalt import data, metric, rle, synth
+from kagglesalt import data
+from kagglesalt.competition import metric, rle
+from kagglesalt.data import synth
 
 THRESHOLDS = np.linspace(0.0, 0.98, 50)
 

@@ -33,11 +33,13 @@ import keras
 import numpy as np
 import pandas as pd
 
-from kagglesalt import cv, data, predict, rle
+from kagglesalt import cv, data
+from kagglesalt.competition import rle
+from kagglesalt.model import inference
+from kagglesalt.model.settings import key_values
 from kagglesalt.progress import Reporter
-from kagglesalt.runs import Run
-from kagglesalt.settings import key_values
 from kagglesalt.workspace import Workspace
+from kagglesalt.workspace.runs import Run
 
 
 def say(text: str) -> None:
@@ -94,10 +96,10 @@ class PrintReporter(Reporter):
 
 def time_prediction(run: Run, settings, n_folds: int, images: np.ndarray) -> dict:
     models = [keras.models.load_model(p) for k in range(n_folds) for p in run.fold_models(k)]
-    predict.levels(models[:1], images[:256], settings.input_size, settings.input_mode,
+    inference.levels(models[:1], images[:256], settings.input_size, settings.input_mode,
                    settings.logits, batch_size=512)  # compiles
     start = time.perf_counter()
-    predict.levels(models, images, settings.input_size, settings.input_mode, settings.logits,
+    inference.levels(models, images, settings.input_size, settings.input_mode, settings.logits,
                    batch_size=512)
     seconds = time.perf_counter() - start
     say(f"prediction of {len(images)} images x {len(models)} models x 2 TTA views: "

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kagglesalt import cv, data, distributed, synth
-from kagglesalt.backend import import_keras
+from kagglesalt import cv, data, distributed
+from kagglesalt.data import synth
+from kagglesalt.model.backend import import_keras
 from kagglesalt.workspace import Workspace
 
 

@@ -22,12 +22,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kagglesalt import data, inputs, plugins
-from kagglesalt.backend import keep_freed_memory
+from kagglesalt import data, plugins
+from kagglesalt.model import inputs
+from kagglesalt.model.backend import keep_freed_memory
+from kagglesalt.model.fold import build_models, train_fold, training_loss
+from kagglesalt.model.schedule import stage_plan
+from kagglesalt.model.settings import key_values
 from kagglesalt.progress import Reporter
-from kagglesalt.schedule import stage_plan
-from kagglesalt.settings import key_values
-from kagglesalt.train import build_models, train_fold, training_loss
 
 
 class EpochClock(Reporter):

@@ -43,8 +43,10 @@ def kagglesalt(work: Path, *args: str) -> list[str]:
 
 def check(work: Path) -> list[str]:
     """The broken invariants of the workspace, in words (none: an empty list)."""
-    from kagglesalt import data, runs, submission, submissions
+    from kagglesalt import data
+    from kagglesalt.competition import submission
     from kagglesalt.errors import KaggleSaltError
+    from kagglesalt.workspace import runs, submissions
 
     broken = []
     for run in runs.all_runs(work / "runs"):
@@ -119,7 +121,7 @@ def main() -> None:
     subprocess.run(kagglesalt(args.work, *cv), env=env, check=True, capture_output=True)
     subprocess.run(kagglesalt(args.work, "ensemble", "killed", "--name", "final"), env=env,
                    check=True, capture_output=True)
-    from kagglesalt import runs
+    from kagglesalt.workspace import runs
 
     run = runs.open_run(args.work / "runs", "killed")
     epochs = [run.fold_summary(k).epochs_run for k in range(run.n_folds)]

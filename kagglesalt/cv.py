@@ -1,7 +1,7 @@
 """`kagglesalt cv`: K-fold training of a registered model into a resumable run folder.
 
 This is the driver: it checks the options, reads the data, trains each unfinished fold with
-`train.train_fold` (a function of settings and arrays) and lets `runs.Run` write the results.
+`fold.train_fold` (a function of settings and arrays) and lets `runs.Run` write the results.
 """
 
 from __future__ import annotations
@@ -19,27 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from kagglesalt import (
-    __version__,
-    budget,
-    data,
-    folds,
-    locks,
-    metric,
-    plugins,
-    postprocess,
-    schedule,
-    settings,
-    timestamps,
-)
+from kagglesalt import __version__, data, plugins, timestamps
 from kagglesalt.atomic import clean_leftovers
-from kagglesalt.backend import Device, device, keras_backend
-from kagglesalt.errors import KaggleSaltError
-from kagglesalt.model_spec import ModelSpec
+from kagglesalt.competition import metric, postprocess
+from kagglesalt.data import folds
+from kagglesalt.errors import KaggleSaltError, Message, option
+from kagglesalt.model import budget, schedule, settings
+from kagglesalt.model.backend import Device, device, keras_backend
+from kagglesalt.model.fold import measure_rates, train_fold
+from kagglesalt.model.results import FoldState
+from kagglesalt.model.spec import ModelSpec
 from kagglesalt.progress import Reporter
-from kagglesalt.runs import DataRecord, FoldSummary, Run, RunConfig, RunScores
-from kagglesalt.train import FoldState, measure_rates, train_fold
-from kagglesalt.workspace import Workspace, check_name
+from kagglesalt.workspace import Workspace, check_name, locks
+from kagglesalt.workspace.runs import DataRecord, FoldSummary, Run, RunConfig, RunScores
 
 
 @dataclass(frozen=True)
@@ -64,11 +56,11 @@ class CVOptions:
     folds_to_train: tuple[int, ...] | None = None
 
 
-def no_data_message(data_dir: str | Path) -> str:
-    return (f"no competition data in {data_dir}: fill it with `kagglesalt download` (the "
+def no_data_message(data_dir: str | Path) -> Message:
+    return Message(f"no competition data in {data_dir}: fill it with `kagglesalt download` (the "
             "real data, with Kaggle credentials), `kagglesalt synth` (a synthetic set) or "
             "`kagglesalt demo` (a synthetic set and the whole workflow), or point "
-            "--data-dir at the folder that holds train/images")
+                   f"{option('data_dir')} at the folder that holds train/images")
 
 
 def _versions() -> dict[str, str]:
@@ -94,7 +86,7 @@ def prepare(ws: Workspace, options: CVOptions) -> tuple[ModelSpec,
     if options.minutes is not None and options.minutes <= 0:
         raise KaggleSaltError(f"a time budget of {options.minutes:g} minutes: give more")
     if options.folds < 2:
-        raise KaggleSaltError(f"--folds {options.folds}: K-fold needs at least 2 folds")
+        raise KaggleSaltError(f"{option('folds', options.folds)}: K-fold needs at least 2 folds")
     if not data.has_train(ws.data_dir):
         raise KaggleSaltError(no_data_message(ws.data_dir))
     return spec, chosen
@@ -177,7 +169,8 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
         old = run.config
         if old.identity() != config.identity():
             raise KaggleSaltError(f"run {name} exists with different "
-                                  f"{', '.join(config.differences(old))}: give a new --name, "
+                                  f"{', '.join(config.differences(old))}: give a new "
+                                  f"{option('name')}, "
                                   "or delete the folder to start over")
         config = dataclasses.replace(config, created=old.created)
         reporter.message(f"Resuming run {name}: {len(finished)} of {options.folds} folds "
@@ -271,9 +264,10 @@ def _say_plan(reporter: Reporter, options: CVOptions, chosen: settings.TrainSett
                      f"{_duration(estimate)} on this machine")
     if hours > budget.HOURS_WORTH_SAYING:
         finish = time.strftime("%a %H:%M", time.localtime(time.time() + estimate))
-        reporter.message(f"This run would end around {finish}, {_duration(estimate)} from "
-                         "now: give a time budget in minutes (cv --minutes) to fit it to "
-                         "this machine, or train on a GPU")
+        reporter.message(Message(
+            f"This run would end around {finish}, {_duration(estimate)} from now: give a "
+            f"time budget ({option('minutes', 'N')}) to fit it to this machine, or train on a "
+            "GPU"))
 
 
 def _duration(seconds: float) -> str:

@@ -17,9 +17,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kagglesalt import budget, cv, data, ensemble, plugins, submission, synth, timestamps
+from kagglesalt import cv, data, ensemble, plugins, timestamps
+from kagglesalt.competition import submission
+from kagglesalt.data import synth
+from kagglesalt.model import budget
+from kagglesalt.model.settings import TrainSettings
 from kagglesalt.progress import Reporter
-from kagglesalt.settings import TrainSettings
 from kagglesalt.workspace import Workspace
 
 MODEL = "unet"
@@ -118,7 +121,7 @@ def run_demo(ws: Workspace, minutes: float, reporter: Reporter | None = None) ->
     """Measure, plan, make the data, cross-validate and ensemble into a submission within
     `minutes`: the data's size and the first plan of epochs come from the speed measured
     first, and the folds re-plan their epochs as they go."""
-    from kagglesalt.train import measure_rates
+    from kagglesalt.model.fold import measure_rates
 
     started = time.perf_counter()
     reporter = reporter or Reporter()

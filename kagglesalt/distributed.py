@@ -2,7 +2,7 @@
 Ray, an optional extra (`pip install 'kagglesalt[ray]'`).
 
 The driver puts the arrays into Ray's object store once; each fold is one task that calls
-the same `train.train_fold` as the local loop and returns its `FoldResult` (history, OOF and
+the same `fold.train_fold` as the local loop and returns its `FoldResult` (history, OOF and
 test levels, the models as bytes), and the driver writes each fold into the run folder as it
 arrives. No file system is shared. Workers report their epochs to a small actor that the
 driver reads, so the terminal shows a line per running fold. A worker that dies is retried
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from kagglesalt.errors import KaggleSaltError
+from kagglesalt.errors import KaggleSaltError, option
 
 LOCAL = "local"  # `--ray` without an address: a Ray instance on this machine
 MAX_RETRIES = 2  # attempts after a worker died mid-fold
@@ -59,7 +59,7 @@ def _import_ray():
     try:
         import ray
     except ImportError:
-        raise KaggleSaltError("--ray needs Ray: pip install 'kagglesalt[ray]'") from None
+        raise KaggleSaltError(f"{option('ray')} needs Ray: pip install 'kagglesalt[ray]'") from None
     return ray
 
 
@@ -73,8 +73,8 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as e:
         raise KaggleSaltError(f"cannot reach a Ray cluster at {address}: {e.strerror or e}; "
-                              "start one with `ray start --head`, or give --ray alone for a "
-                              "local instance") from None
+                              "start one with `ray start --head`, or give "
+                              f"{option('ray', 'local')} for a local instance") from None
 
 
 def connect(address: str, cpus_per_fold: float = 1.0,
@@ -82,7 +82,7 @@ def connect(address: str, cpus_per_fold: float = 1.0,
     """Start or join Ray and check that one fold fits; one line if either fails."""
     ray = _import_ray()
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-    from kagglesalt.backend import keras_backend
+    from kagglesalt.model.backend import keras_backend
 
     env["KERAS_BACKEND"] = keras_backend()
     if address != LOCAL:
@@ -96,8 +96,8 @@ def connect(address: str, cpus_per_fold: float = 1.0,
         except Exception as e:  # ConnectionError, a bad address, a version mismatch
             raise KaggleSaltError(f"cannot reach a Ray cluster at {address}: "
                                   f"{type(e).__name__}: {str(e).splitlines()[0]}; start one "
-                                  "with `ray start --head`, or give --ray alone for a local "
-                                  "instance") from None
+                                  "with `ray start --head`, or give "
+                                  f"{option('ray', 'local')} for a local instance") from None
     resources = {k: float(v) for k, v in ray.cluster_resources().items()}
     if gpus_per_fold is None:
         gpus_per_fold = 1.0 if resources.get("GPU", 0) >= 1 else 0.0
@@ -105,8 +105,9 @@ def connect(address: str, cpus_per_fold: float = 1.0,
     for kind, need in (("CPU", cpus_per_fold), ("GPU", gpus_per_fold)):
         if need > resources.get(kind, 0):
             raise KaggleSaltError(f"one fold asks for {need:g} {kind}(s) but the cluster has "
-                                  f"{resources.get(kind, 0):g}: lower --{kind.lower()}s-per-"
-                                  "fold, or add machines with `ray start --address=...`")
+                                  f"{resources.get(kind, 0):g}: lower "
+                                  f"{option(kind.lower() + 's_per_fold')}, or add machines with "
+                                  "`ray start --address=...`")
     check_versions(ray)
     return cluster
 
@@ -174,18 +175,18 @@ def _fold_task(model: str, plugin_files: dict[str, str], settings_config: dict[s
                images: np.ndarray, masks: np.ndarray, assignment: np.ndarray,
                test_images: np.ndarray, fold: int, folds: int, board,
                gpu_share: float, within: Any = None) -> Any:
-    """One fold on a worker: the model's plugin loaded there, `train.train_fold` called."""
+    """One fold on a worker: the model's plugin loaded there, `fold.train_fold` called."""
     if 0 < gpu_share < 1:
         # JAX takes 75% of a GPU's memory up front; folds sharing one must take their part.
         os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 * gpu_share:.2f}")
     from kagglesalt import plugins
-    from kagglesalt.backend import import_keras, keep_freed_memory
-    from kagglesalt.settings import from_config
+    from kagglesalt.model.backend import import_keras, keep_freed_memory
+    from kagglesalt.model.settings import from_config
 
     keep_freed_memory()
     import_keras()
+    from kagglesalt.model.fold import train_fold
     from kagglesalt.progress import Reporter
-    from kagglesalt.train import train_fold
 
     class Forward(Reporter):
         def fold_start(self, *args):

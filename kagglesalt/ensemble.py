@@ -15,20 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kagglesalt import (
-    data,
-    locks,
-    metric,
-    postprocess,
-    rle,
-    runs,
-    submission,
-    submissions,
-    timestamps,
-)
+from kagglesalt import data, timestamps
 from kagglesalt.atomic import clean_leftovers
-from kagglesalt.errors import KaggleSaltError
-from kagglesalt.workspace import Workspace, check_name
+from kagglesalt.competition import metric, postprocess, rle, submission
+from kagglesalt.errors import KaggleSaltError, option
+from kagglesalt.workspace import Workspace, check_name, locks, runs, submissions
 
 TEST_CHUNK = 1000  # test images combined at a time: keeps memory flat for 18,000
 
@@ -60,7 +51,7 @@ def parse_postprocess(text: str) -> str | postprocess.PostProcess:
         key, sep, value = part.partition("=")
         if not sep or key.strip() not in ("min_component", "min_area") \
                 or not value.strip().isdigit():
-            raise KaggleSaltError(f"--postprocess '{text}': give auto, none, or "
+            raise KaggleSaltError(f"{option('post', repr(text))}: give auto, none, or "
                                   "min_component=N,min_area=N (pixels)")
         values[key.strip()] = int(value)
     return postprocess.PostProcess(**values)
@@ -78,7 +69,7 @@ def check_compatible(members: Sequence[runs.Run]) -> None:
         if len(other) != len(reference) or (other.values != reference.values).any():
             raise KaggleSaltError(f"runs {first.name} and {run.name} have different fold "
                                   "assignments, so their OOF predictions would leak: ensemble "
-                                  "runs made with the same --folds and --seed")
+                                  f"runs made with the same {option('folds')} and {option('seed')}")
 
 
 def _score(truth: np.ndarray, oofs: Sequence[np.ndarray], weights: Sequence[float]) -> float:
@@ -121,7 +112,8 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
     if isinstance(post, str) and post != "auto":
         post = parse_postprocess(post)
     if threshold is not None and not 0 < threshold < 1:
-        raise KaggleSaltError(f"--threshold {threshold}: give a probability between 0 and 1")
+        raise KaggleSaltError(f"{option('threshold', threshold)}: give a probability between 0 "
+                              "and 1")
     if name is not None:
         check_name(name, "submission")
     members = [runs.open_run(ws.runs_dir, n) for n in run_names] or [runs.latest(ws.runs_dir)]
@@ -131,7 +123,7 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
     path = Path(ws.submissions_dir) / f"{name or _default_name(members)}.csv"
     ledger = submissions.Ledger(ws.submissions_dir)
     if path.exists() and (ledger.read()["file"] == path.name).any():
-        raise KaggleSaltError(f"{path} exists: choose another --name")
+        raise KaggleSaltError(f"{path} exists: choose another {option('name')}")
     train = data.load_train(ws.data_dir)
     members[0].check_data(train, ws.data_dir)
     test_ids = members[0].test_ids()
@@ -148,9 +140,10 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
         chosen = fit_weights(train.masks, oofs)
     else:
         if len(weights) != len(members):
-            raise KaggleSaltError(f"--weights has {len(weights)} values for {len(members)} runs")
+            raise KaggleSaltError(f"{option('weights')} has {len(weights)} values for "
+                                  f"{len(members)} runs")
         if any(w < 0 for w in weights) or sum(weights) <= 0:
-            raise KaggleSaltError("--weights must be non-negative and not all zero")
+            raise KaggleSaltError(f"{option('weights')} must be non-negative and not all zero")
         chosen = [w / sum(weights) for w in weights]
     oof_levels = metric.combine(oofs, chosen)
     search = metric.threshold_curve(train.masks, oof_levels)
@@ -177,7 +170,7 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
     # without a row (an ensemble cut short) is made again by a rerun of the same name.
     with locks.holding(ws.submissions_dir, "the submissions folder"):
         if (ledger.read()["file"] == path.name).any():
-            raise KaggleSaltError(f"{path} exists: choose another --name")
+            raise KaggleSaltError(f"{path} exists: choose another {option('name')}")
         clean_leftovers(ws.submissions_dir)
         submission.write_rles(path, test_ids, rles)
         submissions.write_ensemble(path, submissions.EnsembleRecord(

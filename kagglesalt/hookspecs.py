@@ -26,7 +26,7 @@ def register_models(register):
       image has salt", trained with BCE as deep supervision (weight `has_salt_weight`);
       only the first output predicts, so it must already use the second.
     - defaults (all optional) are training settings, declared with their types, allowed
-      values and help in `kagglesalt.settings.TrainSettings` (`kagglesalt models NAME`
+      values and help in `kagglesalt.model.settings.TrainSettings` (`kagglesalt models NAME`
       shows a model's): `input_size`, `input_mode`, `logits`, `loss`, `lovasz`,
       `lovasz_share`, `epochs`, `batch_size`, `learning_rate`, `schedule`, `snapshots`,
       `augment`, ... A default that is not allowed refuses the plugin at registration.

@@ -24,7 +24,7 @@ from typing import Any
 from kagglesalt import data, timestamps
 from kagglesalt.atomic import write_json
 from kagglesalt.data import SOURCE_MARKER
-from kagglesalt.errors import KaggleSaltError
+from kagglesalt.errors import KaggleSaltError, Message, option
 
 COMPETITION = "tgs-salt-identification-challenge"
 CHUNK = 1 << 20
@@ -125,7 +125,7 @@ def _translated_errors(competition: str, doing: str) -> Iterator[None]:
                 f"https://www.kaggle.com/competitions/{competition}/rules, then retry") from None
         if status == 404:
             raise KaggleSaltError(f"Kaggle has no competition '{competition}' (HTTP 404): "
-                                  "check --competition") from None
+                                  f"check {option('competition')}") from None
         raise KaggleSaltError(f"Kaggle answered HTTP {status} while {doing}: the service may "
                               "be down; try again in a few minutes") from None
     except (requests.ConnectionError, requests.Timeout,
@@ -149,8 +149,8 @@ def download(data_dir: str | os.PathLike, competition: str = COMPETITION, force:
     data_dir = Path(data_dir)
     synthetic = data.is_synthetic(data_dir)
     if not force and data.layout_complete(data_dir) and not synthetic:
-        return f"{data_dir} already holds the competition files: nothing to do (--force " \
-               "downloads them again)"
+        return Message(f"{data_dir} already holds the competition files: nothing to do "
+                       f"({option('force', True)} downloads them again)")
     credentials = find_credentials(warn)
     api = _api(credentials)
     work = data_dir.parent / f".{data_dir.name}.download"
@@ -181,7 +181,7 @@ def download(data_dir: str | os.PathLike, competition: str = COMPETITION, force:
         if not data.layout_complete(root):
             missing = next(p for p in data.LAYOUT if not (root / p).exists())
             raise KaggleSaltError(f"the archive of {competition} has no {missing}: it is not "
-                                  "the TGS Salt layout; check --competition")
+                                  f"the TGS Salt layout; check {option('competition')}")
         write_json(root / SOURCE_MARKER, {"source": "kaggle", "competition": competition,
                                           "files": sorted(f.name for f in files),
                                           "downloaded": timestamps.now()})

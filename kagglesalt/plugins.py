@@ -17,10 +17,11 @@ from typing import Any
 
 import pluggy
 
-from kagglesalt import hookspecs, settings
-from kagglesalt.backend import quiet_native_stderr
+from kagglesalt import hookspecs
 from kagglesalt.errors import KaggleSaltError
-from kagglesalt.model_spec import ModelSpec
+from kagglesalt.model import settings
+from kagglesalt.model.backend import quiet_native_stderr
+from kagglesalt.model.spec import ModelSpec
 
 DEFAULT_PLUGINS = ("kagglesalt_plugins.unet", "kagglesalt_plugins.unet_deep",
                    "kagglesalt_plugins.unet_lite")

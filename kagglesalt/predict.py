@@ -1,86 +1,136 @@
-"""Model predictions as probabilities on the 101x101 grid, with horizontal-flip TTA.
+"""`kagglesalt predict`: salt masks for new 101x101 images with a finished run or with an
+ensemble submission.
 
-Several models (the snapshots of a fold, or the folds of a run) are averaged as
-probabilities, each with its TTA views.
+Every fold's models (snapshots included) predict each image and its mirror image, each fold
+is quantised and the folds averaged exactly as `kagglesalt cv` does for its test images;
+a run cuts at its OOF threshold and cleans with the post-processing chosen on its OOF, an
+ensemble combines its runs with its weights, threshold and post-processing. Given the
+competition's test images, a run gives its own test masks and an ensemble its submission.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import os
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
 
+import cv2
 import numpy as np
 
-from kagglesalt import inputs, metric
-
-CHUNK = 2048  # images per step: bounds memory on the 18,000 test images
-
-
-KEEP = 64  # probability models kept for reuse; each holds its model (and its weights)
-_on_device: OrderedDict[tuple[int, str, bool], tuple[Any, Any]] = OrderedDict()
-
-
-def _probability_model(model, input_mode: str, logits: bool):
-    """`model` followed by the sigmoid (for logits) and, in pad mode, the crop back to
-    101x101, so that the device does that work and sends back 101x101 probabilities
-    instead of 128x128 logits. Made once per model and reused (it shares the model's
-    weights, and keeps its compiled prediction step), the last KEEP of them."""
-    key = (id(model), input_mode, logits)
-    made = _on_device
-    if key in made and made[key][0] is not model:  # an id reused by a new model
-        del made[key]
-    if key not in made:
-        import keras
-
-        image = keras.Input(model.input_shape[1:])
-        out = model(image)
-        if logits:
-            out = keras.layers.Activation("sigmoid", dtype="float32")(out)
-        if input_mode == "pad":
-            before, after = inputs.pads(model.input_shape[1])
-            out = keras.layers.Cropping2D(((before, after), (before, after)))(out)
-        made[key] = (model, keras.Model(image, out))
-        while len(made) > KEEP:
-            made.popitem(last=False)
-    made.move_to_end(key)
-    return made[key][1]
+from kagglesalt import data, plugins
+from kagglesalt.atomic import atomic_path
+from kagglesalt.competition import metric, submission
+from kagglesalt.errors import KaggleSaltError
+from kagglesalt.model import inference
+from kagglesalt.workspace.runs import Run
 
 
-def release(models: Sequence) -> None:
-    """Forget the probability models of `models` (a fold's models, once it is done)."""
-    ids = {id(m) for m in models}
-    for key in [k for k in _on_device if k[0] in ids]:
-        del _on_device[key]
+def image_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """PNG files given one by one or as folders (their *.png, sorted by name)."""
+    files: list[Path] = []
+    for given in map(Path, paths):
+        if given.is_dir():
+            found = sorted(given.glob("*.png"))
+            if not found:
+                raise KaggleSaltError(f"{given} holds no .png images")
+            files += found
+        elif given.is_file():
+            files.append(given)
+        else:
+            raise KaggleSaltError(f"{given} does not exist: give PNG files or folders of them")
+    stems = [f.stem for f in files]
+    if len(set(stems)) != len(stems):
+        double = next(s for s in stems if stems.count(s) > 1)
+        raise KaggleSaltError(f"two images are named {double}: masks are named after images, "
+                              "so names must be unique")
+    return files
 
 
-def probabilities(models: Sequence, images: np.ndarray, input_size: int, input_mode: str,
-                  logits: bool, tta: bool = True, batch_size: int = 64) -> np.ndarray:
-    """float32 (N, 101, 101) mean salt probability of `models` for a few uint8 images.
+def load_models(run: Run, plugins_dir: str | os.PathLike | None = None) -> list[list]:
+    """The models of a finished run, fold by fold (the best epoch's, or the snapshots)."""
+    from kagglesalt.model.backend import import_keras
 
-    The flipped view is the flipped 101x101 image brought to the model's size, and its
-    prediction is cropped back before it is flipped back: flipping the padded input instead
-    would land one column off, since the padding is 13 pixels before and 14 after."""
-    views = [images, images[:, :, ::-1]] if tta else [images]
-    total = np.zeros((len(images), inputs.SIZE, inputs.SIZE), np.float32)
-    for k, view in enumerate(views):
-        x = inputs.to_input(np.ascontiguousarray(view), input_size, input_mode)
-        for model in models:
-            device = _probability_model(model, input_mode, logits)
-            p = inputs.from_output(np.asarray(device.predict(x, batch_size=batch_size,
-                                                             verbose=0)), input_mode)
-            total += p[:, :, ::-1] if k == 1 else p
-    return total / (len(views) * len(models))
+    keras = import_keras()
+    run.require_finished()
+    # A plugin's custom layers must be registered before its models load.
+    plugins.models(plugins_dir)
+    if not any(run.fold_models(k) for k in range(run.n_folds)):
+        raise KaggleSaltError(f"run {run.name} has no saved models (made before they were "
+                              "kept): train it again")
+    for k in range(run.n_folds):  # never predict with less than the run says it has
+        problem = run.fold_problem(k)
+        if problem:
+            raise KaggleSaltError(f"{problem}: rerun the run's `kagglesalt cv` command to "
+                                  f"train fold {k + 1} again")
+    return [[keras.models.load_model(p, compile=False) for p in run.fold_models(k)]
+            for k in range(run.n_folds)]
 
 
-def levels(models: Sequence, images: np.ndarray, input_size: int, input_mode: str,
-           logits: bool, tta: bool = True, batch_size: int = 64) -> np.ndarray:
-    """uint8 (N, 101, 101) salt probability levels (see metric.to_levels) of the mean of
-    `models`, with TTA. Quantised chunk by chunk, so 18,000 test images never exist as
-    float32 (734 MB)."""
-    out = np.empty((len(images), inputs.SIZE, inputs.SIZE), np.uint8)
-    for start in range(0, len(images), CHUNK):
-        chunk = images[start:start + CHUNK]
-        out[start:start + len(chunk)] = metric.to_levels(probabilities(
-            models, chunk, input_size, input_mode, logits, tta, batch_size))
-    return out
+def run_levels(run: Run, images: np.ndarray, folds: list[list]) -> np.ndarray:
+    """uint8 levels of uint8 images (N, 101, 101) computed as `kagglesalt cv` computes its
+    test predictions: each fold's models with flip TTA, quantised, then the rounded mean of
+    the folds; so a run's (and an ensemble's) own test masks come out the same."""
+    chosen = run.settings()
+    batch = max(64, chosen.batch_size * 2)  # as in training, to the last bit
+    return metric.mean_levels([inference.levels(models, images, chosen.input_size,
+                                              chosen.input_mode, chosen.logits,
+                                              batch_size=batch) for models in folds])
+
+
+def predict_masks(run: Run, images: np.ndarray, folds: list[list] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 probability levels, bool masks) of uint8 images (N, 101, 101) with a run: its
+    OOF threshold and post-processing."""
+    levels = run_levels(run, images, folds if folds is not None else load_models(run))
+    return levels, run.postprocess()(metric.binarize(levels, run.threshold))
+
+
+def ensemble_masks(ws, record_path: Path, images: np.ndarray,
+                   plugins_dir: str | os.PathLike | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(levels, masks) with an ensemble submission's runs, weights, threshold and
+    post-processing, as `kagglesalt ensemble` made its CSV."""
+    from kagglesalt.competition.postprocess import PostProcess
+    from kagglesalt.workspace import runs, submissions
+
+    record = submissions.read_ensemble(record_path)
+    members = [runs.open_run(ws.runs_dir, name) for name in record.weights]
+    levels = metric.combine([run_levels(run, images, load_models(run, plugins_dir))
+                             for run in members], list(record.weights.values()))
+    rule = PostProcess(**record.postprocess)
+    return levels, rule(metric.binarize(levels, record.threshold))
+
+
+def write_pngs(folder: str | os.PathLike, ids: Sequence[str], masks: np.ndarray) -> Path:
+    """Each mask as `<id>.png`, 8-bit 0/255, beside nothing else."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, mask in zip(ids, masks, strict=True):
+        with atomic_path(folder / f"{i}.png") as tmp:
+            ok, encoded = cv2.imencode(".png", mask.astype(np.uint8) * 255)
+            tmp.write_bytes(encoded.tobytes())
+    return folder
+
+
+def predict_files(ws, name: str, paths: Sequence[str | os.PathLike], png_dir: Path | None,
+                  csv: Path | None, plugins_dir: str | os.PathLike | None = None
+                  ) -> tuple[list[str], np.ndarray]:
+    """Masks for the images in `paths` with run or ensemble submission `name`, written as
+    PNGs into `png_dir` and/or as a submission-format CSV; returns (ids, masks)."""
+    from kagglesalt.workspace import runs, submissions
+
+    record = Path(ws.submissions_dir) / f"{Path(name).stem}.json"
+    ensemble = submissions.read_ensemble(record) is not None
+    run = None if ensemble else runs.open_run(ws.runs_dir, name)
+    files = image_files(paths)
+    images = np.stack([data.read_image(f) for f in files])
+    ids = [f.stem for f in files]
+    if ensemble:
+        _, masks = ensemble_masks(ws, record, images, plugins_dir)
+    else:
+        _, masks = predict_masks(run, images, load_models(run, plugins_dir))
+    if png_dir is not None:
+        write_pngs(png_dir, ids, masks)
+    if csv is not None:
+        submission.write(csv, ids, masks)
+    return ids, masks

@@ -1,5 +1,5 @@
 """How training reports its progress: a small protocol that the CLI, the demo and a
-notebook implement without importing Keras (the trainer calls it; `console.RichReporter`
+notebook implement without importing Keras (the trainer calls it; `cli.console.RichReporter`
 draws it; the base class ignores everything)."""
 
 from __future__ import annotations

@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from kagglesalt import data, folds, metric, runs, submissions
+from kagglesalt import data
 from kagglesalt.atomic import write_text
+from kagglesalt.competition import metric
+from kagglesalt.competition.postprocess import PostProcess
+from kagglesalt.data import folds
 from kagglesalt.errors import KaggleSaltError
-from kagglesalt.postprocess import PostProcess
-from kagglesalt.workspace import Workspace
+from kagglesalt.workspace import Workspace, runs, submissions
 
 GALLERY = 12
 DEPTH_BINS = 8

@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 from pathlib import Path
@@ -23,7 +24,7 @@ def fresh_plugins():
 @pytest.fixture(scope="session")
 def synthetic_master(tmp_path_factory) -> Path:
     """A small synthetic data set, generated once per test session."""
-    from kagglesalt import synth
+    from kagglesalt.data import synth
 
     return synth.generate(tmp_path_factory.mktemp("synth") / "data", n_train=120, n_test=30,
                           seed=7)
@@ -48,3 +49,32 @@ def real_train(real_data, tmp_path_factory):
     from kagglesalt import data
 
     return data.load_train(real_data, cache_dir=tmp_path_factory.mktemp("real-cache"))
+
+
+EXAMPLES = Path(__file__).parent / "plugin_examples"
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory, synthetic_master):
+    """`trained_run(ws, name, **settings)`: a finished 2-fold run of the tiny test model on
+    the session's synthetic data, in `ws`'s runs folder. Each (name, settings) is trained
+    once per session and copied into every workspace that asks for it, so tests may change
+    their copy. The tiny model stays a workspace plugin (`plugin_examples/`): runs record
+    their plugins folder, and the commands that load a run's models find it there."""
+    from kagglesalt import cv, runs
+    from kagglesalt.workspace import Workspace
+
+    cache = tmp_path_factory.mktemp("trained-runs")
+    made: dict[tuple[str, str], Path] = {}
+
+    def trained_run(ws, name: str, **settings):
+        key = (name, json.dumps(settings, sort_keys=True))
+        if key not in made:
+            home = Workspace(synthetic_master, cache / str(len(made)), cache / "unused")
+            options = cv.CVOptions("tiny", 2, name, str(EXAMPLES), {"epochs": 2, **settings})
+            made[key] = cv.run_cv(home, options).path
+        target = Path(ws.runs_dir) / name
+        shutil.copytree(made[key], target)
+        return runs.open_run(ws.runs_dir, name)
+
+    return trained_run

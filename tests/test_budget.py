@@ -2,8 +2,8 @@
 
 import pytest
 
-from kagglesalt import budget, schedule
-from kagglesalt.settings import resolve
+from kagglesalt.model import budget, schedule
+from kagglesalt.model.settings import resolve
 
 DEEP = {"loss": "bce+lovasz", "lovasz_share": 0.6, "schedule": "cosine", "snapshots": 3,
         "validate_every": 2, "batch_size": 32, "epochs": 90}

@@ -40,7 +40,8 @@ def perturbed_submission(truth_csv, path, drop=0):
 
 
 def test_score_compares_a_submission_with_known_masks(synthetic_data, tmp_path):
-    from kagglesalt import data, metric, rle
+    from kagglesalt import data
+    from kagglesalt.competition import metric, rle
 
     truth = data.load_train(synthetic_data)
     perturbed_submission(synthetic_data / "train.csv", tmp_path / "sub.csv")
@@ -92,7 +93,7 @@ def test_an_unwritable_folder_is_one_line_not_a_traceback(tmp_path):
 
 
 def test_printed_commands_can_be_pasted_with_the_folders_given(tmp_path):
-    from kagglesalt.cli import pasteable
+    from kagglesalt.cli.app import pasteable
 
     folder = tmp_path / "my data"
 

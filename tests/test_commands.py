@@ -9,22 +9,21 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from kagglesalt import cv, data, infer, metric, plugins, runs
+from kagglesalt import cv, data, predict
 from kagglesalt.cli import cli
+from kagglesalt.competition import metric
 from kagglesalt.errors import KaggleSaltError
-from kagglesalt.workspace import Workspace
+from kagglesalt.workspace import Workspace, runs
 
 EXAMPLES = str(Path(__file__).parent / "plugin_examples")
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory, synthetic_master):
-    plugins.reset()
+def two_runs(tmp_path_factory, synthetic_master, trained_runs):
     root = tmp_path_factory.mktemp("commands")
     ws = Workspace(synthetic_master, root / "runs", root / "submissions")
-    for name, settings in (("first", {"epochs": 2}), ("second", {"epochs": 1, "lovasz":
-                                                                 "symmetric"})):
-        cv.run_cv(ws, cv.CVOptions("tiny", 2, name, EXAMPLES, {"seed": 1, **settings}))
+    trained_runs(ws, "first", seed=1)
+    trained_runs(ws, "second", seed=1, epochs=1, lovasz="symmetric")
     return ws
 
 
@@ -92,7 +91,7 @@ def test_predict_refuses_what_is_not_there(two_runs, tmp_path):
                                       "first", str(tmp_path)])
     assert result.exit_code == 2 and "--png FOLDER and/or --csv FILE" in result.output
     with pytest.raises(KaggleSaltError, match="holds no .png images"):
-        infer.image_files([tmp_path])
+        predict.image_files([tmp_path])
 
 
 def test_models_name_shows_the_training_defaults_and_parameters():
@@ -179,7 +178,7 @@ def test_ctrl_c_exits_with_130_and_says_finished_work_is_kept(two_runs, monkeypa
 
 
 def test_a_run_resumed_on_changed_data_is_refused(synthetic_data, tmp_path):
-    from kagglesalt import synth
+    from kagglesalt.data import synth
 
     ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "submissions")
     options = cv.CVOptions("tiny", 2, "changing", EXAMPLES, {"epochs": 1, "seed": 1})

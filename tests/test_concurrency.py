@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from kagglesalt import cv, locks
+from kagglesalt import cv
 from kagglesalt.errors import KaggleSaltError
-from kagglesalt.workspace import Workspace
+from kagglesalt.workspace import Workspace, locks
 
 EXAMPLES = str(Path(__file__).parent / "plugin_examples")
 
 HOLD = """
 import sys, time
-from kagglesalt import locks
+from kagglesalt.workspace import locks
 with locks.holding(sys.argv[1], "it"):
     print("holding", flush=True)
     time.sleep(60)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from kagglesalt import cv, data, plugins
+from kagglesalt import cv, data
 from kagglesalt.cli import cli
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.progress import Reporter
@@ -33,10 +33,9 @@ class Recorder(Reporter):
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, synthetic_master):
-    plugins.reset()
+def finished_run(tmp_path_factory, synthetic_master, trained_runs):
     ws = Workspace(synthetic_master, tmp_path_factory.mktemp("runs"), Path("unused"))
-    return cv.run_cv(ws, options()), ws
+    return trained_runs(ws, "first", seed=1), ws
 
 
 def test_a_run_folder_holds_everything_the_design_names(finished_run):
@@ -98,8 +97,8 @@ def test_an_interrupted_run_resumes_without_retraining_finished_folds(synthetic_
 def test_a_rerun_with_other_settings_is_refused(finished_run):
     run, ws = finished_run
     with pytest.raises(KaggleSaltError, match=r"exists with different epochs \(2 there, 3 "
-                                              r"here\): give a new --name"):
-        cv.run_cv(ws, options(epochs=3, name=run.name))
+                                              r"here\): give a new name"):
+        cv.run_cv(ws, options(epochs=3, name=run.name, seed=1))
 
 
 def test_unknown_model_parameters_are_refused(synthetic_data, tmp_path):
@@ -222,7 +221,7 @@ def test_epochs_and_minutes_together_are_one_line_and_write_nothing(synthetic_da
 
 def test_a_run_that_would_take_hours_says_so_and_names_the_budget_option(synthetic_data,
                                                                          tmp_path):
-    from kagglesalt import budget
+    from kagglesalt.model import budget
 
     ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
     recorder = Recorder(stop_after_epochs=1)
@@ -230,7 +229,8 @@ def test_a_run_that_would_take_hours_says_so_and_names_the_budget_option(synthet
     with pytest.raises(KeyboardInterrupt):
         cv.run_cv(ws, options(epochs=100), recorder, rates=slow)
     said = " ".join(recorder.messages)
-    assert "days on this machine" in said and "cv --minutes" in said
+    assert "days on this machine" in said and "(minutes=N)" in said
+    assert any(getattr(m, "template", "") for m in recorder.messages)  # the CLI's --minutes N
 
 
 def test_some_folds_can_be_trained_now_and_the_rest_later(synthetic_data, tmp_path):

@@ -2,7 +2,8 @@
 
 import pytest
 
-from kagglesalt import budget, demo
+from kagglesalt import demo
+from kagglesalt.model import budget
 
 SLOW = budget.Rates(train={"bce_dice": 40}, predict=150, compile=8)  # an AVX2 laptop
 FAST = budget.Rates(train={"bce_dice": 150}, predict=600, compile=2)

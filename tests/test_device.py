@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from kagglesalt import cv
-from kagglesalt.backend import Device, device
+from kagglesalt.model.backend import Device, device
 from kagglesalt.progress import Reporter
 from kagglesalt.workspace import Workspace
 
@@ -58,8 +58,8 @@ def test_a_backend_whose_package_is_missing_names_the_install_command(monkeypatc
 
     import pytest
 
-    from kagglesalt import backend
     from kagglesalt.errors import KaggleSaltError
+    from kagglesalt.model import backend
 
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     real = importlib.util.find_spec
@@ -72,7 +72,7 @@ def test_a_backend_whose_package_is_missing_names_the_install_command(monkeypatc
 
 QUIET = """
 import os, sys
-from kagglesalt.backend import quiet_native_stderr
+from kagglesalt.model.backend import quiet_native_stderr
 try:
     with quiet_native_stderr():
         os.write(2, b"I0000 a start-up line\\n")

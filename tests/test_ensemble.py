@@ -5,44 +5,31 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from kagglesalt import (
-    cv,
-    data,
-    ensemble,
-    metric,
-    plugins,
-    postprocess,
-    submission,
-    submissions,
-    synth,
-)
+from kagglesalt import data, ensemble
 from kagglesalt.cli import cli
+from kagglesalt.competition import metric, postprocess, submission
+from kagglesalt.data import synth
 from kagglesalt.errors import KaggleSaltError
-from kagglesalt.workspace import Workspace
+from kagglesalt.workspace import Workspace, submissions
 from tests import reference
 
 EXAMPLES = str(Path(__file__).parent / "plugin_examples")
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory, synthetic_master):
+def two_runs(tmp_path_factory, synthetic_master, trained_runs):
     """Two runs of different widths with the same folds, and one with other folds."""
-    plugins.reset()
     root = tmp_path_factory.mktemp("ensemble")
     ws = Workspace(synthetic_master, root / "runs", root / "submissions")
-    def run(name, **settings):
-        return cv.run_cv(ws, cv.CVOptions("tiny", 2, name, EXAMPLES,
-                                          {"epochs": 2, "seed": 5, **settings}))
-
-    a = run("narrow", params={"width": 3})
-    b = run("wide", params={"width": 6})
-    other = run("other-folds", seed=6)
+    a = trained_runs(ws, "first", seed=1)
+    b = trained_runs(ws, "wide", seed=1, params={"width": 6})
+    other = trained_runs(ws, "other-folds", seed=6)
     return ws, a, b, other
 
 
 def test_two_runs_make_a_valid_submission_scored_on_the_hidden_truth(two_runs):
     ws, a, b, _ = two_runs
-    result = ensemble.run_ensemble(ws, ["narrow", "wide"], name="both")
+    result = ensemble.run_ensemble(ws, ["first", "wide"], name="both")
     table = pd.read_csv(result.path, dtype=str, keep_default_na=False)
     sample = pd.read_csv(ws.data_dir / "sample_submission.csv", dtype=str)
     assert list(table.columns) == ["id", "rle_mask"]
@@ -69,7 +56,7 @@ def test_two_runs_make_a_valid_submission_scored_on_the_hidden_truth(two_runs):
 
 def test_a_single_run_ensemble_reproduces_its_oof_score_before_post_processing(two_runs):
     ws, a, _, _ = two_runs
-    result = ensemble.run_ensemble(ws, ["narrow"], name="narrow-alone")
+    result = ensemble.run_ensemble(ws, ["first"], name="first-alone")
     assert result.threshold_score == pytest.approx(a.scores.score, abs=1e-12)
     assert result.threshold == a.scores.threshold
 
@@ -77,15 +64,15 @@ def test_a_single_run_ensemble_reproduces_its_oof_score_before_post_processing(t
 def test_runs_with_different_folds_are_refused(two_runs):
     ws, *_ = two_runs
     with pytest.raises(KaggleSaltError, match="different fold assignments"):
-        ensemble.run_ensemble(ws, ["narrow", "other-folds"])
+        ensemble.run_ensemble(ws, ["first", "other-folds"])
 
 
 def test_given_weights_are_used_and_checked(two_runs):
     ws, *_ = two_runs
-    result = ensemble.run_ensemble(ws, ["narrow", "wide"], weights=[3, 1], name="weighted")
+    result = ensemble.run_ensemble(ws, ["first", "wide"], weights=[3, 1], name="weighted")
     assert [m.weight for m in result.members] == [0.75, 0.25]
     with pytest.raises(KaggleSaltError, match="2 runs"):
-        ensemble.run_ensemble(ws, ["narrow", "wide"], weights=[1.0])
+        ensemble.run_ensemble(ws, ["first", "wide"], weights=[1.0])
 
 
 def test_the_command_defaults_to_the_latest_run_and_prints_the_table(two_runs):
@@ -102,7 +89,7 @@ def test_the_command_defaults_to_the_latest_run_and_prints_the_table(two_runs):
 
 
 def test_post_processing_drops_specks_and_near_empty_masks():
-    from kagglesalt.postprocess import PostProcess
+    from kagglesalt.competition.postprocess import PostProcess
 
     masks = np.zeros((2, 20, 20), bool)
     masks[0, 2:12, 2:12] = True  # 100 px body
@@ -162,7 +149,7 @@ def test_the_post_processing_search_picks_the_rule_that_scores_best():
 
 def test_threshold_and_post_processing_can_be_given(two_runs):
     ws, a, _, _ = two_runs
-    result = ensemble.run_ensemble(ws, ["narrow"], name="given", threshold=0.3,
+    result = ensemble.run_ensemble(ws, ["first"], name="given", threshold=0.3,
                                    post=ensemble.parse_postprocess("min_component=5,min_area=7"))
     assert result.threshold == 0.3 and result.postprocess == postprocess.PostProcess(5, 7)
     assert "threshold and post-processing given" in result.chosen
@@ -173,8 +160,8 @@ def test_threshold_and_post_processing_can_be_given(two_runs):
     record = submissions.read_ensemble(result.path)
     assert record.threshold == 0.3 and record.postprocess == {"min_component": 5,
                                                               "min_area": 7}
-    none = ensemble.run_ensemble(ws, ["narrow"], name="plain", post="none")
+    none = ensemble.run_ensemble(ws, ["first"], name="plain", post="none")
     assert none.postprocess == postprocess.PostProcess() and none.oof_score == \
         pytest.approx(none.threshold_score)
-    with pytest.raises(KaggleSaltError, match="--postprocess 'big'"):
+    with pytest.raises(KaggleSaltError, match="post='big'"):
         ensemble.parse_postprocess("big")

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from kagglesalt import experiments, settings
 from kagglesalt.cli import cli
 from kagglesalt.errors import KaggleSaltError
+from kagglesalt.model import experiments, settings
 
 EXAMPLES = str(Path(__file__).parent / "plugin_examples")
 
@@ -50,7 +50,7 @@ def test_sets_reach_into_the_tables_and_are_checked():
                                    {"params.width": 4, "augment.brightness": 0.1,
                                     "epochs": 7})
     assert values == {"params": {"width": 4}, "augment": {"brightness": 0.1}, "epochs": 7}
-    with pytest.raises(KaggleSaltError, match="--set: batch_size must be at least 1"):
+    with pytest.raises(KaggleSaltError, match="^sets: batch_size must be at least 1"):
         experiments.with_sets({}, {"batch_size": 0})
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kagglesalt import folds
+from kagglesalt.data import folds
 from kagglesalt.errors import KaggleSaltError
 
 

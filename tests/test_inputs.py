@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from kagglesalt import inputs
-from kagglesalt.augment import Augment
+from kagglesalt.model import inputs
+from kagglesalt.model.augment import Augment
 
 
 @pytest.mark.parametrize("mode", inputs.MODES)

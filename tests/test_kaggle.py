@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from kagglesalt import data, submissions
+from kagglesalt import data
 from kagglesalt.cli import cli
+from kagglesalt.workspace import submissions
 from tests.kaggle_server import FakeKaggle, competition_zip
 
 COMPETITION = "tgs-salt-identification-challenge"
@@ -267,7 +268,7 @@ def test_a_second_submit_while_one_is_under_way_is_refused_and_sends_nothing(ser
     import sys
 
     write_submission(with_data)
-    hold = ("import sys, time\nfrom kagglesalt import locks\n"
+    hold = ("import sys, time\nfrom kagglesalt.workspace import locks\n"
             "with locks.holding(sys.argv[1], 'it'):\n    print('holding', flush=True)\n"
             "    time.sleep(60)\n")
     other = subprocess.Popen([sys.executable, "-c", hold, str(with_data / "submissions")],

@@ -1,5 +1,6 @@
-"""The layers the package is built in, checked: Keras only on the model side, click and rich
-only in the command line, the competition's rules on numpy alone, and the planning,
+"""The layers the package is built in, checked: Keras only in the model layer (and the
+commands that load models), click and rich only in the command line, the competition's rules
+on numpy alone, the lower layers never importing the commands above them, and the planning,
 progress and workspace modules importable without Keras."""
 
 import ast
@@ -10,49 +11,83 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kagglesalt"
-# The model side: the only modules that import Keras (or a backend) themselves.
-MODEL = {"backend", "train", "losses", "predict", "infer"}
-CLI = {"cli", "console", "__main__"}
-# The competition's rules and formats: numpy and pandas, nothing of the package but these.
-COMPETITION = {"rle", "metric", "postprocess", "submission"}
-FOUNDATION = {"errors", "atomic", "timestamps"}
-# Modules a notebook or the CLI uses without paying for Keras.
-KERAS_FREE = ["budget", "schedule", "progress", "settings", "runs", "submissions", "data", "synth",
-              "folds", "ensemble", "report", "submission", "metric", "rle", "postprocess",
-              "plugins", "model_spec", "workspace", "timestamps"]
+LAYERS = ("competition", "data", "model", "workspace", "cli")
+# Below the commands: what each layer may import of the package, besides the foundation.
+ALLOWED = {
+    "competition": set(),
+    "data": {"competition"},
+    "model": {"competition", "data", "plugins", "hookspecs"},
+    "workspace": {"competition", "data", "model"},
+}
+FOUNDATION = {"errors", "atomic", "timestamps", "progress"}
+COMMANDS = {"cv", "ensemble", "predict", "report", "submit", "demo"}
+# Outside the model layer, the modules that import Keras themselves: the prediction command
+# loads the fold models it predicts with.
+KERAS_COMMANDS = {"predict"}
+KERAS_FREE = ["model.budget", "model.schedule", "model.settings", "model.experiments",
+              "model.spec", "model.results", "progress", "workspace.runs",
+              "workspace.submissions", "data", "data.synth", "data.folds", "ensemble", "report",
+              "competition.submission", "competition.metric", "competition.rle",
+              "competition.postprocess", "plugins", "workspace", "timestamps"]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts) or "__init__"
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
 def imports(module: str) -> set[str]:
     """Every module `module` imports, at the top or inside a function."""
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    tree = ast.parse(MODULES[module].read_text())
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             found.add(node.module)
-            if node.module == "kagglesalt":
-                found |= {f"kagglesalt.{alias.name}" for alias in node.names}
+            if node.module.startswith("kagglesalt"):
+                found |= {f"{node.module}.{alias.name}" for alias in node.names}
     return found
 
 
-MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+def ours(module: str) -> set[str]:
+    """The top-level parts of the package that `module` imports (a layer or a module)."""
+    return {name.split(".")[1] for name in imports(module)
+            if name.startswith("kagglesalt.") and name.split(".")[1] != "__version__"}
 
 
-@pytest.mark.parametrize("module", MODULES)
+def layer(module: str) -> str:
+    return module.split(".")[0]
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
 def test_keras_click_and_rich_stay_in_their_layers(module):
     roots = {name.split(".")[0] for name in imports(module)}
-    if module not in MODEL:
+    if layer(module) != "model" and module not in KERAS_COMMANDS:
         assert not roots & {"keras", "tensorflow", "jax", "torch"}, module
-    if module not in CLI:
+    if layer(module) != "cli" and module != "__main__":
         assert not roots & {"click", "rich"}, module
 
 
-@pytest.mark.parametrize("module", sorted(COMPETITION))
-def test_the_competition_layer_imports_no_other_layer(module):
-    ours = {name.split(".")[1] for name in imports(module)
-            if name.startswith("kagglesalt.") and name.count(".") >= 1}
-    assert ours <= COMPETITION | FOUNDATION, (module, ours - COMPETITION - FOUNDATION)
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if layer(m) in ALLOWED))
+def test_a_layer_imports_only_the_layers_below_it(module):
+    allowed = ALLOWED[layer(module)] | FOUNDATION | {layer(module)}
+    assert ours(module) <= allowed, (module, ours(module) - allowed)
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if layer(m) not in LAYERS))
+def test_only_the_commands_and_the_command_line_import_the_commands(module):
+    assert not ours(module) & (COMMANDS - {module}) or module in COMMANDS, module
+
+
+def test_the_layers_are_folders():
+    assert all((PACKAGE / name / "__init__.py").exists() for name in LAYERS)
+    flat = {m for m in MODULES if "." not in m} - {"__init__", "__main__", *LAYERS}
+    assert flat <= COMMANDS | FOUNDATION | {"hookspecs", "plugins", "kaggle", "distributed"}, \
+        flat - COMMANDS - FOUNDATION
 
 
 def test_planning_progress_and_the_workspace_load_without_keras():
@@ -67,7 +102,8 @@ def test_planning_progress_and_the_workspace_load_without_keras():
 
 def test_the_notebook_imports_of_the_readme_work():
     import kagglesalt
-    from kagglesalt import data, metric, rle  # noqa: F401
+    from kagglesalt import cv, data, metric, rle, runs  # noqa: F401
+    from kagglesalt.workspace import Workspace  # noqa: F401
 
     for name in kagglesalt.__all__:
         assert getattr(kagglesalt, name) is not None, name

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from kagglesalt import losses
+from kagglesalt.model import losses
 
 pytestmark = pytest.mark.backend
 
@@ -115,7 +115,7 @@ def test_the_symmetric_lovasz_pushes_every_salt_logit_of_an_empty_mask_down():
 
 @pytest.mark.parametrize("name", losses.NAMES)
 def test_a_loss_on_the_pad_window_ignores_the_mirrored_border(name):
-    from kagglesalt import inputs
+    from kagglesalt.model import inputs
 
     rng = np.random.default_rng(3)
     y = (rng.random((2, 128, 128, 1)) > 0.5).astype("float32")

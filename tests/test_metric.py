@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kagglesalt import metric
+from kagglesalt.competition import metric
 from tests import reference
 
 reference_score = reference.score

@@ -20,7 +20,7 @@ def test_shipped_models_build_at_their_defaults(name, params):
 
 
 def test_the_deep_unet_has_salt_head_gates_its_pixels_and_training_predicts_one_map():
-    from kagglesalt.train import build_models
+    from kagglesalt.model.fold import build_models
 
     spec = plugins.get_model("unet_deep")
     model, predictor = build_models(spec, spec.training_settings())

@@ -166,7 +166,7 @@ def test_a_run_started_here_is_finished_on_ray(synthetic_master, tmp_path):
 
 
 def test_folds_on_ray_keep_their_time_budget_on_the_workers_clock(synthetic_master, tmp_path):
-    from kagglesalt import budget
+    from kagglesalt.model import budget
 
     ws = Workspace(synthetic_master, tmp_path / "runs", tmp_path / "subs")
     # A plan made from rates far too slow gives each fold the least; the workers time

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from kagglesalt import runs, submissions
 from kagglesalt.cli import cli
 from kagglesalt.errors import KaggleSaltError
+from kagglesalt.workspace import runs, submissions
 
 OLD = Path(__file__).parent / "fixtures" / "workspace-0.1.0"
 EXAMPLES = str(Path(__file__).parent / "plugin_examples")

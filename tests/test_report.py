@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from kagglesalt import cv, data, ensemble, plugins, report
+from kagglesalt import data, ensemble, report
 from kagglesalt.cli import cli
 from kagglesalt.workspace import Workspace
 
@@ -19,11 +19,10 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory, synthetic_master):
-    plugins.reset()
+def workspace(tmp_path_factory, synthetic_master, trained_runs):
     root = tmp_path_factory.mktemp("report")
     ws = Workspace(synthetic_master, root / "runs", root / "submissions")
-    cv.run_cv(ws, cv.CVOptions("tiny", 2, "tiny-run", EXAMPLES, {"epochs": 2}))
+    trained_runs(ws, "first", seed=1)
     return ws
 
 
@@ -53,8 +52,8 @@ def parsed(path):
 
 
 def test_the_report_of_a_run_is_one_self_contained_page(workspace):
-    path = report.build(workspace, "tiny-run")
-    assert path == workspace.runs_dir / "tiny-run" / "report.html"
+    path = report.build(workspace, "first")
+    assert path == workspace.runs_dir / "first" / "report.html"
     page = parsed(path)
     assert page.headings[:5] == ["Configuration", "Scores", "Learning curves", "Threshold",
                                  "Where it fails"]
@@ -72,24 +71,24 @@ def test_the_report_of_a_run_is_one_self_contained_page(workspace):
 
 
 def test_an_ensemble_report_shows_members_weights_and_gain(workspace):
-    result = ensemble.run_ensemble(workspace, ["tiny-run"], name="ens")
+    result = ensemble.run_ensemble(workspace, ["first"], name="ens")
     path = report.build(workspace)  # the newest: the ensemble
     assert path == result.path.with_suffix(".html")
     text = path.read_text()
-    assert "member run" in text and "tiny-run" in text and "gain" in text
+    assert "member run" in text and "first" in text and "gain" in text
 
 
 def test_the_command_prints_the_path(workspace):
     result = CliRunner().invoke(cli, [
         "--data-dir", str(workspace.data_dir), "--runs-dir", str(workspace.runs_dir),
-        "--submissions-dir", str(workspace.submissions_dir), "report", "tiny-run"])
+        "--submissions-dir", str(workspace.submissions_dir), "report", "first"])
     assert result.exit_code == 0, result.output
     assert Path(" ".join(result.output.split())).name == "report.html"
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
 def test_headless_chromium_renders_every_figure(workspace, tmp_path):
-    path = report.build(workspace, "tiny-run")
+    path = report.build(workspace, "first")
     probe = tmp_path / "probe.html"
     check = ("<script>window.addEventListener('load', () => {"
              "const imgs = [...document.images];"
@@ -116,9 +115,9 @@ def test_an_ensemble_report_judges_the_ensembles_final_masks(workspace):
     train = data.load_train(workspace.data_dir)
     empty, salty = int((train.coverage == 0).sum()), int((train.coverage > 0).sum())
     # A threshold near 0 calls every image salty; a huge minimum area empties every mask.
-    ensemble.run_ensemble(workspace, ["tiny-run"], name="all-salt", threshold=0.001,
+    ensemble.run_ensemble(workspace, ["first"], name="all-salt", threshold=0.001,
                           post="none")
-    ensemble.run_ensemble(workspace, ["tiny-run"], name="emptied", threshold=0.001,
+    ensemble.run_ensemble(workspace, ["first"], name="emptied", threshold=0.001,
                           post="min_component=0,min_area=20000")
     salted = failure_counts(report.build(workspace, "all-salt").read_text())
     emptied = failure_counts(report.build(workspace, "emptied").read_text())

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from kagglesalt import rle
+from kagglesalt.competition import rle
 
 
 def test_runs_go_down_columns_and_are_one_indexed():

@@ -1,7 +1,7 @@
 """Re-planning a fold's schedule keeps what is behind it."""
 
-from kagglesalt.schedule import Stage, replan, stage_plan, validations
-from kagglesalt.settings import resolve
+from kagglesalt.model.schedule import Stage, replan, stage_plan, validations
+from kagglesalt.model.settings import resolve
 
 DEEP = resolve({"loss": "bce+lovasz", "lovasz_share": 0.6, "schedule": "cosine",
                 "snapshots": 3, "validate_every": 2, "epochs": 90}, {})

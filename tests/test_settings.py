@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from kagglesalt import plugins, settings
+from kagglesalt import plugins
 from kagglesalt.cli import cli
 from kagglesalt.errors import KaggleSaltError
+from kagglesalt.model import settings
 
 EXAMPLES = str(Path(__file__).parent / "plugin_examples")
 

@@ -3,7 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kagglesalt import data, rle, synth
+from kagglesalt import data
+from kagglesalt.competition import rle
+from kagglesalt.data import synth
 from kagglesalt.errors import KaggleSaltError
 
 
@@ -52,7 +54,7 @@ def test_salt_interiors_are_quieter_than_sediments():
 
 def test_refuses_to_overwrite_without_force(tmp_path):
     synth.generate(tmp_path / "d", 3, 1)
-    with pytest.raises(KaggleSaltError, match="--force"):
+    with pytest.raises(KaggleSaltError, match="use force=True to replace it"):
         synth.generate(tmp_path / "d", 3, 1)
     synth.generate(tmp_path / "d", 4, 1, force=True)
     assert len(pd.read_csv(tmp_path / "d" / "train.csv")) == 4

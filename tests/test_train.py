@@ -5,10 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kagglesalt import data, plugins, predict, settings
+from kagglesalt import data, plugins
+from kagglesalt.model import inference, settings
+from kagglesalt.model.batches import Batches
+from kagglesalt.model.fold import train_fold
+from kagglesalt.model.schedule import Stage, stage_plan
 from kagglesalt.progress import Reporter
-from kagglesalt.schedule import Stage, stage_plan
-from kagglesalt.train import Batches, train_fold
 
 EXAMPLES = str(Path(__file__).parent / "plugin_examples")
 pytestmark = pytest.mark.backend  # training runs on JAX too (tox -e jax), as on GPUs
@@ -139,9 +141,9 @@ def test_a_fold_with_snapshots_predicts_with_the_mean_of_its_cycle_ends(small, t
         path.write_bytes(blob)
         models.append(keras.models.load_model(path))
     assert all(len(m.outputs) == 1 for m in models)
-    expected = predict.levels(models, small[2], 32, "resize", True)
+    expected = inference.levels(models, small[2], 32, "resize", True)
     assert np.array_equal(result.oof, expected)
-    one = predict.levels(models[:1], small[2], 32, "resize", True)
+    one = inference.levels(models[:1], small[2], 32, "resize", True)
     assert not np.array_equal(one, expected)
     assert result.test.shape == (5, 101, 101)
 
@@ -149,7 +151,7 @@ def test_a_fold_with_snapshots_predicts_with_the_mean_of_its_cycle_ends(small, t
 def test_mixed_precision_builds_bfloat16_layers_and_leaves_the_global_policy_alone():
     import keras
 
-    from kagglesalt.train import build_models
+    from kagglesalt.model.fold import build_models
 
     spec = plugins.get_model("tiny_head", EXAMPLES)
     model, predictor = build_models(spec, spec.training_settings(
@@ -162,7 +164,7 @@ def test_mixed_precision_builds_bfloat16_layers_and_leaves_the_global_policy_alo
 
 
 def test_a_fold_given_too_little_time_trains_the_least_its_recipe_allows(small):
-    from kagglesalt import budget
+    from kagglesalt.model import budget
 
     spec = plugins.get_model("tiny_head", EXAMPLES)
     chosen = spec.training_settings({"epochs": 12, "loss": "bce+lovasz", "lovasz_share": 0.5,
@@ -177,7 +179,7 @@ def test_a_fold_given_too_little_time_trains_the_least_its_recipe_allows(small):
 
 
 def test_a_fold_with_time_to_spare_grows_to_the_most_epochs_given(small):
-    from kagglesalt import budget
+    from kagglesalt.model import budget
 
     spec = plugins.get_model("tiny", EXAMPLES)
     chosen = spec.training_settings({"epochs": 2, "schedule": "cosine", "snapshots": 1})
@@ -199,7 +201,7 @@ def test_a_fold_with_time_to_spare_grows_to_the_most_epochs_given(small):
 
 
 def test_an_interrupted_fold_goes_on_from_its_last_saved_epoch(small):
-    from kagglesalt.train import FoldState
+    from kagglesalt.model.results import FoldState
 
     spec = plugins.get_model("tiny_head", EXAMPLES)
     chosen = spec.training_settings({"epochs": 6, "loss": "bce+lovasz", "lovasz_share": 0.5,

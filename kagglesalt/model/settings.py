@@ -1,8 +1,8 @@
 """The training settings, declared once.
 
 Each field of `TrainSettings` carries its type, default, allowed values and help. From that
-one declaration come the `cv` command's options (cli.py), the check of a model plugin's
-defaults when it registers (plugins.py), the check of what a notebook passes, and the
+one declaration come the `cv` command's options (`cli/train_commands.py`), the check of a
+model plugin's defaults when it registers (plugins.py), the check of what a notebook passes, and the
 `settings` block of a run's `config.json`. A new setting is one field here and its use.
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kagglesalt.augment import Augment
-from kagglesalt.errors import KaggleSaltError
+from kagglesalt.errors import KaggleSaltError, option
+from kagglesalt.model.augment import Augment
 
 # Each --loss choice as the pixel losses of its stages, in order.
 LOSS_STAGES = {"bce": ("bce",), "bce_dice": ("bce_dice",), "lovasz": ("lovasz",),
@@ -173,11 +173,12 @@ def resolve(model_defaults: dict[str, Any], overrides: dict[str, Any],
                 else value
     settings = TrainSettings(**values)
     if settings.snapshots and settings.schedule != "cosine":
-        raise KaggleSaltError("snapshots need the cosine schedule: add --schedule cosine, "
-                              "or --snapshots 0")
+        raise KaggleSaltError("snapshots need the cosine schedule: add "
+                              f"{option('schedule', 'cosine')}, or {option('snapshots', 0)}")
     if settings.validate_every > 1 and not settings.snapshots:
         raise KaggleSaltError("validating every few epochs needs snapshots (the best epoch is "
-                              "chosen by validation): add --snapshots N, or --validate-every 1")
+                              f"chosen by validation): add {option('snapshots', 'N')}, or "
+                              f"{option('validate_every', 1)}")
     if settings.input_mode == "pad" and settings.input_size < 101:
         raise KaggleSaltError(f"pad mode needs an input of at least 101, not "
                               f"{settings.input_size}")

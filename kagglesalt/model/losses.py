@@ -13,7 +13,7 @@ from collections.abc import Callable
 import keras
 from keras import ops
 
-from kagglesalt.settings import LOSS_STAGES, LOVASZ
+from kagglesalt.model.settings import LOSS_STAGES, LOVASZ
 
 NAMES = tuple(dict.fromkeys(name for stages in LOSS_STAGES.values() for name in stages))
 LOVASZ_VARIANTS = LOVASZ

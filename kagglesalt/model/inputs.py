@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from kagglesalt.rle import SIZE
+from kagglesalt.competition.rle import SIZE
 
 MODES = ("resize", "pad")
 

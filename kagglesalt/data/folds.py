@@ -10,7 +10,7 @@ import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from kagglesalt.atomic import atomic_open
-from kagglesalt.errors import KaggleSaltError
+from kagglesalt.errors import KaggleSaltError, option
 
 
 def coverage_class(coverage: np.ndarray, bins: int = 10) -> np.ndarray:
@@ -23,7 +23,7 @@ def assign_folds(coverage: np.ndarray, n_folds: int, seed: int = 42) -> np.ndarr
     """Fold index (0..n_folds-1) of each image, stratified by coverage class."""
     n = len(coverage)
     if n_folds < 2:
-        raise KaggleSaltError(f"--folds {n_folds}: K-fold needs at least 2 folds")
+        raise KaggleSaltError(f"{option('folds', n_folds)}: K-fold needs at least 2 folds")
     if n < n_folds:
         raise KaggleSaltError(f"{n} training images cannot make {n_folds} folds: "
                               "use fewer folds or more images")

@@ -1,7 +1,7 @@
 """Time budgets: how long a cv run takes on this machine, and how many epochs fit in it.
 
 One planner serves `cv --minutes`, the demo and the ETA every run shows. It starts from
-`Rates` measured on this machine before training (`train.measure_rates`), chooses the
+`Rates` measured on this machine before training (`fold.measure_rates`), chooses the
 epochs that fit the budget (`choose_epochs`), and then, because a measurement of a few
 seconds is easily spoiled by a load spike or a slower stretch of the machine, each fold
 re-plans its remaining epochs from the pace it actually keeps (`FoldClock`), so the run
@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from kagglesalt import schedule
+from kagglesalt.model import schedule
+from kagglesalt.model.settings import TrainSettings
 from kagglesalt.progress import Reporter
-from kagglesalt.settings import TrainSettings
 
 MAX_EPOCHS = 400  # per fold, however fast the machine
 HOURS_WORTH_SAYING = 2.0  # a run planned to take longer than this says so before training

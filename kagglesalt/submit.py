@@ -8,14 +8,15 @@ from typing import Any
 
 import pandas as pd
 
-from kagglesalt import data, kaggle, locks, submission, submissions, timestamps
-from kagglesalt.errors import KaggleSaltError
-from kagglesalt.workspace import Workspace
+from kagglesalt import data, kaggle, timestamps
+from kagglesalt.competition import submission
+from kagglesalt.errors import KaggleSaltError, option
+from kagglesalt.workspace import Workspace, locks, submissions
 
 UPLOADING = "uploading"  # a journal row: written before the upload, completed after it
 
 
-def submit(ws: Workspace, path: str | os.PathLike | None, message: str, force: bool = False,
+def submit_file(ws: Workspace, path: str | os.PathLike | None, message: str, force: bool = False,
            competition: str = kaggle.COMPETITION, warn: kaggle.Warn | None = None
            ) -> tuple[Path, int]:
     """Validate, refuse a duplicate, upload, and record in the ledger; nothing is sent
@@ -30,7 +31,8 @@ def submit(ws: Workspace, path: str | os.PathLike | None, message: str, force: b
     if not force and _made_from_synthetic(path, ws.data_dir):
         raise KaggleSaltError(f"{path.name} was made from the synthetic data set in "
                               f"{ws.data_dir}, so Kaggle would score it near 0: `kagglesalt "
-                              "download` fetches the real data (--force submits it anyway)")
+                              "download` fetches the real data "
+                              f"({option('force', True)} submits it anyway)")
     digest = submissions.sha256(path)
     ledger = submissions.Ledger(ws.submissions_dir)
     with locks.holding(ws.submissions_dir, "the submissions folder"):
@@ -40,13 +42,14 @@ def submit(ws: Workspace, path: str | os.PathLike | None, message: str, force: b
         if len(sent) and not force:
             raise KaggleSaltError(f"{path.name} was already submitted on "
                                   f"{sent['submitted'].iloc[-1]} (Kaggle ref "
-                                  f"{sent['kaggle_ref'].iloc[-1]}): use --force to submit the "
+                                  f"{sent['kaggle_ref'].iloc[-1]}): use {option('force', True)} to "
+                                  "submit the "
                                   "same file again")
         if (same["status"] == UPLOADING).any() and not force:
             raise KaggleSaltError(f"an upload of {path.name} was cut short on "
                                   f"{same.loc[same['status'] == UPLOADING, 'submitted'].iloc[-1]}"
                                   ": `kagglesalt submissions` finds out whether Kaggle has it "
-                                  "(--force submits it again)")
+                                  f"({option('force', True)} submits it again)")
         journal = {"message": message, "submitted": timestamps.now(), "status": UPLOADING}
         mine = table.index[(table["file"] == path.name) & (table["sha256"] == digest)
                            & (table["kaggle_ref"] == "") & (table["status"] != UPLOADING)]

@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from kagglesalt import rle
 from kagglesalt.atomic import atomic_open
+from kagglesalt.competition import rle
 from kagglesalt.errors import KaggleSaltError
 
 SIZE = rle.SIZE

@@ -19,9 +19,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from kagglesalt import data, rle
+from kagglesalt import data
 from kagglesalt.atomic import write_json
-from kagglesalt.errors import KaggleSaltError
+from kagglesalt.competition import rle
+from kagglesalt.errors import KaggleSaltError, option
 
 SIZE = rle.SIZE
 EMPTY_FRACTION = 0.39
@@ -102,8 +103,9 @@ def check_target(out_dir: Path, n_train: int, n_test: int, force: bool = False) 
     """Refuse, before any work, a folder that holds a data set (unless `force`) and sizes
     that make no data set."""
     if (Path(out_dir) / "train.csv").exists() and not force:
-        raise KaggleSaltError(f"{out_dir} already holds a data set: use --force to replace it, "
-                              "or choose another --data-dir")
+        raise KaggleSaltError(f"{out_dir} already holds a data set: use "
+                              f"{option('force', True)} to replace it, or choose another "
+                              f"{option('data_dir')}")
     if n_train < 1 or n_test < 0:
         raise KaggleSaltError("synthetic data needs at least one training image")
 

@@ -1,4 +1,8 @@
-"""Where a competition workspace keeps its data, runs and submissions."""
+"""A competition workspace: the folders where it keeps its data, runs and submissions.
+
+The records in them have one owner each: `runs` (a run folder: config, folds, arrays,
+scores), `submissions` (the submissions folder: CSVs, ensemble records, the ledger); `locks`
+keeps two processes from writing the same one."""
 
 from __future__ import annotations
 

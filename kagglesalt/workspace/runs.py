@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from kagglesalt import folds
 from kagglesalt.atomic import atomic_open, save_npy, write_bytes, write_json
-from kagglesalt.errors import KaggleSaltError
-from kagglesalt.rle import SIZE
+from kagglesalt.competition.rle import SIZE
+from kagglesalt.data import folds
+from kagglesalt.errors import KaggleSaltError, option
 
 CHECKPOINT = "checkpoint.npz"  # an unfinished fold's training state
 
 if TYPE_CHECKING:
-    from kagglesalt.train import FoldResult
+    from kagglesalt.model.results import FoldResult
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class RunConfig:
         return out
 
     def train_settings(self):
-        from kagglesalt.settings import from_config
+        from kagglesalt.model.settings import from_config
 
         return from_config(self.settings)
 
@@ -171,7 +171,8 @@ class Run:
                                   "Rerun its `kagglesalt cv` command to finish it") from None
         except (ValueError, TypeError, KeyError, AttributeError):
             raise KaggleSaltError(f"{path} is damaged: rerun the run's `kagglesalt cv` "
-                                  "command into a new --name, or delete the run") from None
+                                  f"command into a new {option('name')}, or delete the run"
+                                  ) from None
 
     @property
     def config(self) -> RunConfig:
@@ -200,7 +201,7 @@ class Run:
         expected = record.fingerprint if part == "train" else record.test_fingerprint
         if expected and split.fingerprint() != expected:
             raise KaggleSaltError(f"the {part} images in {data_dir} are not those run "
-                                  f"{self.name} used: point --data-dir at that data")
+                                  f"{self.name} used: point {option('data_dir')} at that data")
 
     @property
     def finished(self) -> bool:
@@ -224,7 +225,7 @@ class Run:
 
     def postprocess(self):
         """The post-processing chosen on the run's OOF (none for runs made before it was)."""
-        from kagglesalt.postprocess import PostProcess
+        from kagglesalt.competition.postprocess import PostProcess
 
         chosen = self.scores.postprocess
         return PostProcess(chosen.get("min_component", 0), chosen.get("min_area", 0))
@@ -237,7 +238,7 @@ class Run:
 
     def write_oof_csv(self, path: str | os.PathLike | None = None) -> Path:
         """The out-of-fold masks at the OOF threshold as a submission-format CSV."""
-        from kagglesalt import metric, submission
+        from kagglesalt.competition import metric, submission
 
         return submission.write(path or self.path / "oof.csv", list(self.folds()["id"]),
                                 metric.binarize(self.oof(), self.threshold))
@@ -344,7 +345,7 @@ class Run:
         return any(self.path.glob(f"fold_*/{CHECKPOINT}"))
 
     def save_fold_state(self, k: int, arrays: dict[str, np.ndarray], key: str) -> None:
-        """Keep an unfinished fold's training state (`train.FoldState.pack()`), marked with
+        """Keep an unfinished fold's training state (`results.FoldState.pack()`), marked with
         `key` (what it was trained with), replacing the last one whole."""
         self.fold_dir(k).mkdir(parents=True, exist_ok=True)
         with atomic_open(self.fold_dir(k) / CHECKPOINT, "wb") as f:
@@ -465,7 +466,7 @@ def latest(runs_dir: str | os.PathLike) -> Run:
 def references(name: str, submissions_dir: str | os.PathLike) -> list[str]:
     """The submissions made with run `name`: ensemble records listing it as a member, and
     ledger rows whose source names it."""
-    from kagglesalt import submissions
+    from kagglesalt.workspace import submissions
 
     found = []
     for path in submissions.ensemble_records(submissions_dir):
@@ -490,15 +491,15 @@ def _refuse_if_referenced(name: str, submissions_dir, force: bool, doing: str) -
     used = references(name, submissions_dir)
     if used and not force:
         raise KaggleSaltError(f"run {name} made {', '.join(used)}: {doing} it would leave "
-                              "their records naming a run that is not there; --force does it "
-                              "anyway")
+                              "their records naming a run that is not there; "
+                              f"{option('force', True)} does it anyway")
 
 
 def remove(runs_dir: str | os.PathLike, name: str, submissions_dir: str | os.PathLike,
            force: bool = False) -> Path:
     """Delete run `name` (not while it trains; not one a submission was made with, unless
     `force`)."""
-    from kagglesalt import locks
+    from kagglesalt.workspace import locks
 
     run = open_run(runs_dir, name)
     _refuse_if_referenced(run.name, submissions_dir, force, "deleting")
@@ -513,8 +514,7 @@ def remove(runs_dir: str | os.PathLike, name: str, submissions_dir: str | os.Pat
 def rename(runs_dir: str | os.PathLike, old: str, new: str,
            submissions_dir: str | os.PathLike, force: bool = False) -> Run:
     """Rename run `old` to `new` (its config.json says the new name)."""
-    from kagglesalt import locks
-    from kagglesalt.workspace import check_name
+    from kagglesalt.workspace import check_name, locks
 
     check_name(new, "run")
     run = open_run(runs_dir, old)

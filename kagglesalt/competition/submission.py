@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kagglesalt import metric, rle
 from kagglesalt.atomic import atomic_open
+from kagglesalt.competition import metric, rle
 from kagglesalt.errors import KaggleSaltError
 
 COLUMNS = ["id", "rle_mask"]

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kagglesalt import settings
 from kagglesalt.errors import KaggleSaltError
+from kagglesalt.model import settings
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from kagglesalt import metric
+from kagglesalt.competition import metric
 
 COMPONENT_SIZES = (0, 10, 20, 40, 80, 160, 320)
 AREAS = (0, 10, 25, 50, 100, 200, 400, 800)

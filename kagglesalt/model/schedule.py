@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from kagglesalt.settings import LOSS_STAGES, TrainSettings
+from kagglesalt.model.settings import LOSS_STAGES, TrainSettings
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kagglesalt import settings
-from kagglesalt.errors import KaggleSaltError
+from kagglesalt.errors import KaggleSaltError, option
+from kagglesalt.model import settings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -96,7 +96,7 @@ def from_run(run) -> dict[str, Any]:
     return check(values, f"run {run.name}")
 
 
-def with_sets(values: dict[str, Any], pairs: dict[str, Any], source: str = "--set"
+def with_sets(values: dict[str, Any], pairs: dict[str, Any], source: str = option("sets")
               ) -> dict[str, Any]:
     """`values` changed by KEY=VALUE pairs (`params.X` and `augment.X` set one entry)."""
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in values.items()}

@@ -19,6 +19,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from kagglesalt.cli.flags import for_command_line
+
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
@@ -141,7 +143,7 @@ class RichReporter:
                     f"out-of-fold score {score:.4f}")
 
     def message(self, text: str) -> None:
-        self._print(escape(text))
+        self._print(escape(for_command_line(text)))
 
     def close(self) -> None:
         if self.bar is not None:

@@ -1,0 +1,81 @@
+"""What training a fold produces (`FoldResult`) and where an unfinished fold stands
+(`FoldState`): Keras-free records that the workspace stores (`runs.Run.write_fold`,
+`runs.Run.save_fold_state`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class FoldResult:
+    """What training a fold produces; `runs.Run.write_fold` stores it."""
+
+    fold: int
+    history: pd.DataFrame
+    models: list[bytes]  # .keras files of the prediction models: the best epoch, or snapshots
+    oof: np.ndarray  # uint8 levels of the validation images (TTA, mean of the models)
+    test: np.ndarray | None  # uint8 levels of the test images
+    score: float
+    threshold: float
+    seconds: float
+    train_images: int
+
+    @property
+    def best_epoch(self) -> int:
+        """The epoch with the best validation score (the kept one, without snapshots)."""
+        return int(self.history.loc[self.history["val_score"].fillna(-1).idxmax(), "epoch"])
+
+
+@dataclass
+class FoldState:
+    """Where a fold's training stands after an epoch: enough to continue it on a fresh
+    process (weights, optimizer, schedule position, kept weights, history)."""
+
+    stage: int  # the stage in progress
+    epoch: int  # epochs finished in it
+    done: int  # epochs of the stages before it
+    stages: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+    best_score: float
+    seconds: float  # training time spent, which a budget's clock goes on from
+    weights: list[np.ndarray]
+    optimizer: list[np.ndarray]
+    best: list[np.ndarray] | None
+    snapshots: list[list[np.ndarray]]
+
+    _LISTS = ("weights", "optimizer", "best")
+
+    def pack(self) -> dict[str, np.ndarray]:
+        """The state as named arrays (what `runs.Run.save_fold_state` stores)."""
+        meta = {k: getattr(self, k) for k in ("stage", "epoch", "done", "stages", "history",
+                                              "best_score", "seconds")}
+        meta["snapshots"] = len(self.snapshots)
+        meta["has_best"] = self.best is not None
+        arrays = {"meta": np.array(json.dumps(meta, default=float))}
+        for name in self._LISTS:
+            for i, array in enumerate(getattr(self, name) or []):
+                arrays[f"{name}/{i}"] = array
+        for s, weights in enumerate(self.snapshots):
+            for i, array in enumerate(weights):
+                arrays[f"snapshot{s}/{i}"] = array
+        return arrays
+
+    @classmethod
+    def unpack(cls, arrays: dict[str, np.ndarray]) -> FoldState:
+        meta = json.loads(str(arrays["meta"]))
+
+        def listed(prefix: str) -> list[np.ndarray]:
+            count = sum(1 for k in arrays if k.startswith(f"{prefix}/"))
+            return [arrays[f"{prefix}/{i}"] for i in range(count)]
+
+        return cls(meta["stage"], meta["epoch"], meta["done"], meta["stages"],
+                   meta["history"], meta["best_score"], meta["seconds"], listed("weights"),
+                   listed("optimizer"), listed("best") if meta["has_best"] else None,
+                   [listed(f"snapshot{s}") for s in range(meta["snapshots"])])
+
