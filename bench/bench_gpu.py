@@ -35,7 +35,7 @@ import pandas as pd
 
 from kagglesalt import cv, data
 from kagglesalt.competition import rle
-from kagglesalt.model import inference
+from kagglesalt.model import experiments, inference
 from kagglesalt.model.settings import key_values
 from kagglesalt.progress import Reporter
 from kagglesalt.workspace import Workspace
@@ -136,7 +136,7 @@ def main() -> None:
     write_layout(args.npz, args.work / "data", args.test_images)
     say(f"the Kaggle layout is ready after {time.perf_counter() - start:.1f} s")
     ws = Workspace(args.work / "data", args.work / "runs", args.work / "submissions")
-    overrides = key_values(args.set)
+    overrides = experiments.with_sets({}, key_values(args.set))  # as `cv --set` reads them
     options = cv.CVOptions(args.model, args.folds, args.name, settings=overrides,
                            minutes=args.minutes)
     deadline = time.perf_counter() + (args.deadline_s or float("inf"))

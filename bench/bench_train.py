@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from kagglesalt import data, plugins
-from kagglesalt.model import inputs
+from kagglesalt.model import experiments, inputs
 from kagglesalt.model.backend import keep_freed_memory
 from kagglesalt.model.fold import build_models, train_fold, training_loss
 from kagglesalt.model.schedule import stage_plan
@@ -80,7 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.malloc == "keep":
         keep_freed_memory()
-    overrides = key_values(args.set)
+    overrides = experiments.with_sets({}, key_values(args.set))  # as `cv --set` reads them
     overrides.update(epochs=args.epochs, loss=overrides.get("loss", "bce_dice"),
                      snapshots=0)
     spec = plugins.get_model(args.model)
