@@ -43,7 +43,7 @@ def blob_masks(n: int, size: int, seed: int) -> np.ndarray:
     return masks
 
 
-@pytest.mark.parametrize("augment", [Augment(), Augment(crop_scale=0.3),
+@pytest.mark.parametrize("augment", [Augment(), Augment(crop_scale=0.3), Augment(shift=0.13),
                                      Augment(brightness=0.2, contrast=0.3)])
 def test_augmentation_moves_image_and_mask_together(augment):
     masks = blob_masks(16, 40, 1)
@@ -63,6 +63,28 @@ def test_crop_scale_resamples_a_mask_exactly_like_its_image():
     changed = (out_masks != masks).reshape(64, -1).any(axis=1)
     assert changed.sum() > 16  # crops happened
     assert ((out_images > 0.5) == (out_masks > 0.5)).all()
+
+
+def test_shift_moves_by_whole_pixels_within_its_limit():
+    images = np.zeros((300, 101, 101), np.float32)
+    images[:, 50, 50] = 1  # one bright pixel, far from the border
+    moved, masks = Augment(hflip=False, shift=0.13)(images, images.copy(),
+                                                    np.random.default_rng(1))
+    assert (moved == masks).all() and set(np.unique(moved)) == {0.0, 1.0}  # nothing resampled
+    image, flat = np.nonzero(moved.reshape(300, -1))
+    assert (image == np.arange(300)).all()  # every image keeps its one pixel
+    offsets = np.stack([flat // 101 - 50, flat % 101 - 50])
+    assert np.abs(offsets).max() == 13 and (offsets < 0).any() and (offsets > 0).any()
+
+
+def test_a_shifted_image_brings_in_its_reflected_border():
+    from kagglesalt.model.augment import _shifted
+
+    image = np.arange(101 * 101, dtype=np.float32).reshape(101, 101)
+    out = _shifted(image, 2, -3)  # 2 down, 3 left
+    assert (out[2:, :-3] == image[:-2, 3:]).all()
+    assert (out[:2, :-3] == image[[2, 1], 3:]).all()  # rows 2 and 1 mirrored in at the top
+    assert (out[2:, -3:] == image[:-2, [99, 98, 97]]).all()  # columns mirrored in at the right
 
 
 def test_flips_happen_about_half_the_time():

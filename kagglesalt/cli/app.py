@@ -1,4 +1,6 @@
-"""The `kagglesalt` command line: thin commands that parse, call the library and print."""
+"""The `kagglesalt` command group: its global options, the error handling every command
+shares, and what several commands use (shell completion, printed commands, the printing of
+scores and ensembles)."""
 
 from __future__ import annotations
 
@@ -89,7 +91,6 @@ plugins_dir_option = click.option(
     help=f"Folder of workspace plugin .py files [env {PLUGINS_DIR_ENV}].")
 
 
-
 def pasteable(*args: object) -> str:
     """A kagglesalt command line to print for the user: quoted for the shell, with the
     global options this command was given (a --data-dir left out would point elsewhere)."""
@@ -115,8 +116,8 @@ def import_cv():
     return cv
 
 
-
 def print_scores(run) -> None:
+    """Each fold's score and the OOF score of a finished run."""
     for k in range(run.n_folds):
         fold = run.fold_summary(k)
         console.print(f"fold {k + 1}: {fold.score:.4f} (threshold {fold.threshold:.2f}, "
@@ -125,8 +126,8 @@ def print_scores(run) -> None:
                   f"{run.threshold:.2f}; run folder {run.path}")
 
 
-
 def print_ensemble(result) -> None:
+    """The members, weights, threshold and post-processing of an ensemble just made."""
     from rich.table import Table
 
     table = Table("run", "OOF score", "weight", title="ensemble")
@@ -145,6 +146,7 @@ def print_ensemble(result) -> None:
 
 
 def warn(text: str) -> None:
+    """A library warning, in the words of this command line."""
     from rich.markup import escape
 
     from kagglesalt.cli.console import err_console
@@ -155,7 +157,6 @@ def warn(text: str) -> None:
 competition_option = click.option(
     "--competition", default=COMPETITION, show_default=True,
     envvar="KAGGLESALT_COMPETITION", help="Kaggle competition [env KAGGLESALT_COMPETITION].")
-
 
 
 def main() -> None:

@@ -44,7 +44,6 @@ def _make_submission(ws: Workspace, run_names: tuple[str, ...], weights: str,
     return result.path
 
 
-
 @cli.command()
 @click.argument("runs", nargs=-1, shell_complete=complete_runs)
 @click.option("--weights", default="auto", show_default=True,
@@ -61,7 +60,6 @@ def ensemble(ws: Workspace, runs: tuple[str, ...], weights: str, name: str | Non
              threshold: float | None, post: str) -> None:
     """Combine RUNS (default: the latest) into a submission CSV, tuned on OOF."""
     _make_submission(ws, runs, weights, name, threshold, post)
-
 
 
 @cli.command()

@@ -191,7 +191,6 @@ def cv(ctx: click.Context, config_file: Path | None, from_run: str | None,
         values.get("minutes")))
 
 
-
 def _train_and_report(ws: Workspace, options) -> None:
     from kagglesalt.cli.console import RichReporter
 
@@ -201,7 +200,6 @@ def _train_and_report(ws: Workspace, options) -> None:
     finally:
         reporter.close()
     print_scores(run)
-
 
 
 @cli.command()

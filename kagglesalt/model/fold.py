@@ -1,12 +1,12 @@
 """Training one fold: a function from settings and arrays to the fold's results.
 
-`train_fold` compiles and fits the model stage by stage (BCE + Dice, then Lovász) with
-callbacks that each do one job, the way Keras's own compose: `ValidationScore` puts the
-competition score of the held-out images into each epoch's logs, and the callbacks after it
-read it there (`KeepBest`, `Snapshots`, Keras's `EarlyStopping`, `ReduceLROnPlateau` and
-`LearningRateScheduler`, `EpochLog`). Weights are kept in memory; nothing is written to
-disk here, so the local loop and a remote worker call the same function and only the
-driver writes the run folder.
+`train_fold` compiles and fits the model stage by stage (BCE + Dice, then Lovász) on
+`batches.Batches`, with the callbacks of `callbacks`, each doing one job the way Keras's own
+compose: `ValidationScore` puts the competition score of the held-out images into each
+epoch's logs, and the callbacks after it read it there (`KeepBest`, `Snapshots`, Keras's
+`EarlyStopping`, `ReduceLROnPlateau` and `LearningRateScheduler`, `EpochLog`). Weights are
+kept in memory; nothing is written to disk here, so the local loop and a remote worker call
+the same function and only the driver writes the run folder (from `results.FoldResult`).
 """
 
 from __future__ import annotations

@@ -72,8 +72,9 @@ class TrainSettings:
     precision: str = setting("float32", "float32, or bfloat16 compute with float32 weights",
                              choices=PRECISIONS)
     seed: int = setting(42, "seed of folds, initial weights, order and augmentation")
-    augment: dict = setting({}, "augmentation, e.g. crop_scale=0.2 brightness=0.1 "
-                            "contrast=0.2 (horizontal flips are always on)", flag="--augment",
+    augment: dict = setting({}, "augmentation, e.g. crop_scale=0.2 shift=0.13 "
+                            "brightness=0.1 contrast=0.2 (fractions; horizontal flips are "
+                            "always on)", flag="--augment",
                             metavar="KEY=VALUE")
     params: dict = setting({}, "a model parameter, e.g. start_filters=32", flag="--param",
                            metavar="KEY=VALUE")
