@@ -100,7 +100,7 @@ def test_models_name_shows_the_training_defaults_and_parameters():
     lines = {line.split("│")[1].strip(): line for line in output.splitlines()
              if line.count("│") >= 4}
     assert "symmetric" in lines["lovasz"] and '"relu"' in lines["lovasz"]
-    assert "--snapshots" in lines["snapshots"] and "3" in lines["snapshots"]
+    assert "--snapshots" in lines["snapshots"] and "2" in lines["snapshots"]
     assert "(model only)" in lines["input_size"]
     assert "has_salt_head" in output and json.dumps(True) in output
 

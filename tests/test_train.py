@@ -163,6 +163,16 @@ def test_mixed_precision_builds_bfloat16_layers_and_leaves_the_global_policy_alo
     assert np.isfinite(out).all()
 
 
+def test_auto_precision_is_mixed_bfloat16_on_a_gpu_and_float32_on_a_cpu(monkeypatch):
+    from kagglesalt.model import backend
+
+    monkeypatch.setattr(backend, "_backend_gpus", lambda name: [])
+    assert backend.dtype_policy("auto") == "float32"
+    monkeypatch.setattr(backend, "_backend_gpus", lambda name: ["NVIDIA H100 80GB HBM3"])
+    assert backend.dtype_policy("auto") == "mixed_bfloat16"
+    assert backend.dtype_policy("float32") == "float32"
+
+
 def test_a_fold_given_too_little_time_trains_the_least_its_recipe_allows(small):
     from kagglesalt.model import budget
 

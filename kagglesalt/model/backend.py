@@ -187,6 +187,15 @@ def machine_gpus() -> list[str]:
     return found
 
 
+def dtype_policy(precision: str) -> str:
+    """The Keras dtype policy of a `precision` setting: "auto" is mixed bfloat16 where the
+    backend trains on a GPU (about twice the speed there) and float32 on a CPU, where
+    bfloat16 gains little and some kernels are slower."""
+    if precision != "auto":
+        return precision
+    return "mixed_bfloat16" if _backend_gpus(keras_backend()) else "float32"
+
+
 @dataclass(frozen=True)
 class Device:
     """What Keras trains on here, said before every run and kept in its config.json."""

@@ -25,7 +25,7 @@ import pandas as pd
 from kagglesalt.competition import metric
 from kagglesalt.errors import KaggleSaltError
 from kagglesalt.model import budget, inference, inputs, losses
-from kagglesalt.model.backend import enable_compilation_cache
+from kagglesalt.model.backend import dtype_policy, enable_compilation_cache
 from kagglesalt.model.batches import Batches
 from kagglesalt.model.callbacks import (
     BatchProgress,
@@ -51,7 +51,7 @@ def build_models(spec: ModelSpec, settings: TrainSettings) -> tuple[keras.Model,
     (N, 1) output trains it as an image-level 'has salt' logit (deep supervision); its
     first output must already use it, since only that one predicts."""
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(settings.precision)
+    keras.config.set_dtype_policy(dtype_policy(settings.precision))
     try:
         model = spec.build(input_size=settings.input_size, **settings.params)
     except Exception as e:  # a parameter of the wrong type or value, usually

@@ -80,8 +80,9 @@ def lovasz_hinge(from_logits: bool = True, variant: str = "relu") -> Callable:
 
     "relu" is the paper's hinge; "elu" uses elu(e) + 1, which keeps a gradient on pixels
     already on the right side of the margin; "symmetric" averages the elu loss of
-    (logits, mask) and of (-logits, 1 - mask), so an empty mask, whose own loss is zero
-    whatever the prediction, still pushes its salt logits down."""
+    (logits, mask) and of (-logits, 1 - mask) (the 9th place's form; the 1st and 4th used
+    elu alone). For an empty mask the plain hinge is that of its highest logit alone, so
+    one pixel a step is pushed down; the inverted term pushes all of them."""
     if variant not in LOVASZ_VARIANTS:
         raise ValueError(f"Lovász variant {variant!r} is not one of {LOVASZ_VARIANTS}")
     hinge = ops.relu if variant == "relu" else (lambda e: ops.elu(e) + 1.0)

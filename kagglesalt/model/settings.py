@@ -22,7 +22,7 @@ LOSSES = tuple(LOSS_STAGES)
 LOVASZ = ("relu", "elu", "symmetric")
 INPUT_MODES = ("resize", "pad")
 SCHEDULES = ("plateau", "cosine")
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = ("float32", "mixed_bfloat16", "auto")
 _KIND_NAMES = {int: "an integer", float: "a number", str: "text"}
 
 
@@ -49,7 +49,8 @@ class TrainSettings:
     loss: str = setting("bce_dice", "loss, or the two-stage bce+lovasz schedule",
                         choices=LOSSES)
     lovasz: str = setting("relu", "Lovász hinge of relu(errors), of elu(errors)+1, or "
-                          "symmetric (also on -logits, 1-mask: empty masks get a gradient)",
+                          "symmetric (the elu one also on -logits, 1-mask: every pixel of an "
+                          "empty mask gets a gradient, not only its highest)",
                           choices=LOVASZ)
     lovasz_share: float = setting(1 / 3, "share of the epochs for the Lovász stage of "
                                   "bce+lovasz", above=0.0, maximum=0.95)
@@ -69,8 +70,9 @@ class TrainSettings:
                             "(best-epoch mode only)", minimum=1)
     has_salt_weight: float = setting(0.5, "weight of the 'has salt' BCE for models with an "
                                      "image-level second output", minimum=0.0)
-    precision: str = setting("float32", "float32, or bfloat16 compute with float32 weights",
-                             choices=PRECISIONS)
+    precision: str = setting("float32", "float32, mixed_bfloat16 (bfloat16 compute, float32 "
+                             "weights), or auto: mixed_bfloat16 where the backend trains on a "
+                             "GPU, float32 on a CPU", choices=PRECISIONS)
     seed: int = setting(42, "seed of folds, initial weights, order and augmentation")
     augment: dict = setting({}, "augmentation, e.g. crop_scale=0.2 shift=0.13 "
                             "brightness=0.1 contrast=0.2 (fractions; horizontal flips are "
