@@ -16,7 +16,7 @@ LAYERS = ("competition", "data", "model", "workspace", "cli")
 ALLOWED = {
     "competition": set(),
     "data": {"competition"},
-    "model": {"competition", "data", "plugins", "hookspecs"},
+    "model": {"competition"},
     "workspace": {"competition", "data", "model"},
 }
 FOUNDATION = {"errors", "atomic", "timestamps", "progress"}

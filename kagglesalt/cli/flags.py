@@ -1,6 +1,6 @@
 """The library's messages name options in Python's words (`errors.option`); the command
 line writes them as the flags of its commands: `folds=1` becomes `--folds 1`, `force=True`
-becomes `--force`, `ray_address` becomes `--ray`."""
+becomes `--force`, the ensemble's `post` becomes `--postprocess`."""
 
 from __future__ import annotations
 
