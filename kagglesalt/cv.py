@@ -57,10 +57,10 @@ class CVOptions:
 
 
 def no_data_message(data_dir: str | Path) -> Message:
-    return Message(f"no competition data in {data_dir}: fill it with `kagglesalt download` (the "
-            "real data, with Kaggle credentials), `kagglesalt synth` (a synthetic set) or "
-            "`kagglesalt demo` (a synthetic set and the whole workflow), or point "
-                   f"{option('data_dir')} at the folder that holds train/images")
+    return Message(f"no competition data in {data_dir}: fill it with `kagglesalt download` "
+                   "(the real data, with Kaggle credentials), `kagglesalt synth` (a synthetic "
+                   "set) or `kagglesalt demo` (a synthetic set and the whole workflow), or "
+                   f"point {option('data_dir')} at the folder that holds train/images")
 
 
 def _versions() -> dict[str, str]:
