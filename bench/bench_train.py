@@ -81,8 +81,10 @@ def main() -> None:
     if args.malloc == "keep":
         keep_freed_memory()
     overrides = experiments.with_sets({}, key_values(args.set))  # as `cv --set` reads them
+    # One stage, the best epoch kept: validation then runs every epoch (the upper bound of
+    # the overhead; unet_deep's own recipe validates every 10th).
     overrides.update(epochs=args.epochs, loss=overrides.get("loss", "bce_dice"),
-                     snapshots=0)
+                     snapshots=0, validate_every=1)
     spec = plugins.get_model(args.model)
     settings = spec.training_settings(overrides)
     with tempfile.TemporaryDirectory() as tmp:

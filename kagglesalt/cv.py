@@ -133,9 +133,14 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
            run: Run) -> Run:
     """The part of `run_cv` that writes the run folder, under its lock."""
     name = run.name
-    finished = [k for k in range(options.folds)
-                if (run.fold_dir(k) / "done.json").exists() and run.fold_problem(k) is None]
-    resuming = (run.path / "config.json").exists() and finished
+    done = [k for k in range(options.folds) if (run.fold_dir(k) / "done.json").exists()]
+    finished = [k for k in done if run.fold_problem(k) is None]
+    # A finished fold that is not whole here (its models left on the machine that trained
+    # it, say) is kept as it is when this call trains other folds: its predictions finish
+    # the run.
+    kept = [k for k in done if k not in finished and options.folds_to_train is not None
+            and k not in options.folds_to_train]
+    resuming = (run.path / "config.json").exists() and bool(finished or kept)
     work = budget.Workload.of_folds(len(train), len(test), options.folds)
     # A budget run cut short keeps its plan, so that its folds' checkpoints still fit it.
     planned = run.config.budget if resuming or (
@@ -173,8 +178,8 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
                                   f"{option('name')}, "
                                   "or delete the folder to start over")
         config = dataclasses.replace(config, created=old.created)
-        reporter.message(f"Resuming run {name}: {len(finished)} of {options.folds} folds "
-                         "already trained")
+        reporter.message(f"Resuming run {name}: {len(finished) + len(kept)} of "
+                         f"{options.folds} folds already trained")
     run.start(config, train.ids, assignment, test.ids)
 
     pending = []
@@ -183,7 +188,12 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
             reporter.message(f"fold {k + 1}/{options.folds} already trained: "
                              f"score {run.fold_summary(k).score:.4f}")
             continue
-        if (run.fold_dir(k) / "done.json").exists():
+        if k in kept:
+            reporter.message(f"fold {k + 1}/{options.folds} is not whole "
+                             f"({run.fold_problem(k)}): its predictions are kept, since it is "
+                             "not among the folds trained now")
+            continue
+        if k in done:
             reporter.message(f"fold {k + 1}/{options.folds} is not whole "
                              f"({run.fold_problem(k)}): training it again")
         if options.folds_to_train is None or k in options.folds_to_train:

@@ -244,6 +244,29 @@ def test_some_folds_can_be_trained_now_and_the_rest_later(synthetic_data, tmp_pa
     assert run.finished and None not in run.fold_scores()
 
 
+def test_a_fold_whose_models_stayed_on_another_machine_finishes_the_run_by_its_predictions(
+        synthetic_data, tmp_path):
+    # As the GPU benchmark resumes on a fresh machine: the run folder came back without
+    # its model files, and the next call trains only the folds still to do.
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    first = cv.run_cv(ws, cv.CVOptions("tiny", 2, "moved", EXAMPLES, {"epochs": 1},
+                                       folds_to_train=(0,)))
+    before = first.fold_summary(0)
+    for model in first.fold_models(0):
+        model.unlink()
+    recorder = Recorder()
+    run = cv.run_cv(ws, cv.CVOptions("tiny", 2, "moved", EXAMPLES, {"epochs": 1},
+                                     folds_to_train=(1,)), recorder)
+    assert run.finished and run.fold_summary(0) == before
+    assert not run.fold_models(0) and (run.fold_dir(0) / "oof.npy").exists()
+    assert "Resuming run moved: 1 of 2 folds already trained" in recorder.messages
+    assert any("fold 1/2 is not whole" in m and "predictions are kept" in m
+               for m in recorder.messages)
+    # A rerun that may train every fold trains it again, so that its models exist.
+    rerun = cv.run_cv(ws, cv.CVOptions("tiny", 2, "moved", EXAMPLES, {"epochs": 1}))
+    assert len(rerun.fold_models(0)) == before.models
+
+
 @pytest.mark.parametrize("name", ["../outside", "a/b", ".hidden", "", "x" * 201])
 def test_a_name_that_would_leave_its_folder_is_refused_before_anything_is_written(
         synthetic_data, tmp_path, name):
