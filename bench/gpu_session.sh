@@ -2,7 +2,7 @@
 # The GPU measurement of #14 as one script, run by the device tool from the repository root
 # with carry [".whl", ".devdata"] (bench/prepare_gpu.sh fills both, here):
 #
-#   bash bench/gpu_session.sh --fold1-floor 0.84 --minutes 7 --deadline-s 380
+#   bash bench/gpu_session.sh --fold1-floor 0.84 --minutes 6 --deadline-s 330
 #
 # It installs the carried wheels the way the device's notes say, then runs
 # bench/bench_gpu.py with the options given (JAX backend), going on from
