@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kagglesalt_plugins.attention import scse as scse_block
 from kagglesalt_plugins.heads import with_has_salt_head
 
 from kagglesalt.hookspecs import hookimpl
@@ -55,7 +56,7 @@ def level(x, width: int, name: str):
 
 
 def build(input_size: int = 128, start_filters: int = 16, dropout: float = 0.2,
-          depth: int = 4, has_salt_head: bool = True) -> keras.Model:
+          depth: int = 4, has_salt_head: bool = True, scse: bool = False) -> keras.Model:
     import keras
     from keras import layers
 
@@ -74,6 +75,8 @@ def build(input_size: int = 128, start_filters: int = 16, dropout: float = 0.2,
         x = layers.concatenate([x, skips[d]])
         x = layers.Dropout(dropout)(x)
         x = level(x, width, f"up{d}")
+        if scse:
+            x = scse_block(x, f"up{d}")
     # Outputs in float32, also under mixed precision.
     pixels = layers.Conv2D(1, 1, name="salt_logits", dtype="float32")(x)
     if not has_salt_head:
@@ -86,7 +89,8 @@ def register_models(register):
     register("unet_deep", build,
              description="residual U-Net with a has-salt head; BCE+Dice, then symmetric "
                          "Lovász in 2 cosine cycles averaged as snapshots",
-             params={"start_filters": 16, "dropout": 0.2, "depth": 4, "has_salt_head": True},
+             params={"start_filters": 16, "dropout": 0.2, "depth": 4, "has_salt_head": True,
+                     "scse": False},
              input_size=128, input_mode="pad", logits=True, loss="bce+lovasz",
              lovasz="symmetric", lovasz_share=0.85, epochs=160, batch_size=128,
              learning_rate=2e-3, schedule="cosine", snapshots=2, validate_every=10,

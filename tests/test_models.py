@@ -52,6 +52,19 @@ def test_the_deep_unet_width_is_configurable():
     assert narrow.count_params() < 5_117_170 / 3
 
 
+@pytest.mark.parametrize("name", ["unet_lite", "unet_deep"])
+def test_scse_gates_each_decoder_block_for_a_few_parameters_more(name):
+    spec = plugins.get_model(name)
+    size = spec.default("input_size")
+    plain = spec.build(input_size=size, **spec.params)
+    gated = spec.build(input_size=size, **{**spec.params, "scse": True})
+    gates = [layer.name for layer in gated.layers if layer.name.endswith("_scse")]
+    assert gates == [f"up{d}_scse" for d in reversed(range(spec.params["depth"]))]
+    assert plain.count_params() < gated.count_params() < 1.02 * plain.count_params()
+    out = gated.predict(np.zeros((1, size, size, 1), np.float32), verbose=0)
+    assert out[0].shape == (1, size, size, 1)
+
+
 @pytest.mark.parametrize("params, message", [
     ({"start_filters": "abc"}, "parameter start_filters must be an integer"),
     ({"start_filters": True}, "parameter start_filters must be an integer"),
