@@ -7,7 +7,7 @@ import pytest
 
 from kagglesalt import data, plugins
 from kagglesalt.model import inference, settings
-from kagglesalt.model.batches import Batches
+from kagglesalt.model.batches import Batches, prefetch_workers
 from kagglesalt.model.fold import train_fold
 from kagglesalt.model.schedule import Stage, stage_plan
 from kagglesalt.progress import Reporter
@@ -71,6 +71,11 @@ def test_batches_are_full_repeatable_and_reshuffled_each_epoch():
     assert np.array_equal(has_salt[:, 0], y.reshape(16, -1).max(axis=1))
     a.on_epoch_end()
     assert not np.array_equal(a[2][0], x)
+
+
+@pytest.mark.parametrize("cpus, workers", [(1, 2), (2, 2), (8, 4), (16, 8), (96, 8)])
+def test_augmentation_threads_grow_with_the_cores_a_gpu_machine_has(cpus, workers):
+    assert prefetch_workers(cpus) == workers
 
 
 class Rows(Reporter):
