@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kagglesalt_plugins.attention import scse as scse_block
+from kagglesalt_plugins import blocks
 from kagglesalt_plugins.heads import with_has_salt_head
 
 from kagglesalt.hookspecs import hookimpl
@@ -56,7 +56,8 @@ def level(x, width: int, name: str):
 
 
 def build(input_size: int = 128, start_filters: int = 16, dropout: float = 0.2,
-          depth: int = 4, has_salt_head: bool = True, scse: bool = False) -> keras.Model:
+          depth: int = 4, has_salt_head: bool = True, scse: bool = False,
+          hypercolumn: bool = False) -> keras.Model:
     import keras
     from keras import layers
 
@@ -69,6 +70,7 @@ def build(input_size: int = 128, start_filters: int = 16, dropout: float = 0.2,
         x = layers.Dropout(dropout / 2 if d == 0 else dropout)(x)
     x = level(x, start_filters * 2**depth, "middle")
     bottleneck = x
+    decoded = []
     for d in reversed(range(depth)):
         width = start_filters * 2**d
         x = layers.Conv2DTranspose(width, 3, strides=2, padding="same", name=f"up{d}_t")(x)
@@ -76,7 +78,10 @@ def build(input_size: int = 128, start_filters: int = 16, dropout: float = 0.2,
         x = layers.Dropout(dropout)(x)
         x = level(x, width, f"up{d}")
         if scse:
-            x = scse_block(x, f"up{d}")
+            x = blocks.scse(x, f"up{d}")
+        decoded.append(x)
+    if hypercolumn:
+        x = blocks.hypercolumn(decoded)
     # Outputs in float32, also under mixed precision.
     pixels = layers.Conv2D(1, 1, name="salt_logits", dtype="float32")(x)
     if not has_salt_head:
@@ -90,7 +95,7 @@ def register_models(register):
              description="residual U-Net with a has-salt head; BCE+Dice, then symmetric "
                          "Lovász in 2 cosine cycles averaged as snapshots",
              params={"start_filters": 16, "dropout": 0.2, "depth": 4, "has_salt_head": True,
-                     "scse": False},
+                     "scse": False, "hypercolumn": False},
              input_size=128, input_mode="pad", logits=True, loss="bce+lovasz",
              lovasz="symmetric", lovasz_share=0.85, epochs=160, batch_size=128,
              learning_rate=2e-3, schedule="cosine", snapshots=2, validate_every=10,

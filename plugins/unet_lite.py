@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kagglesalt_plugins.attention import scse as scse_block
+from kagglesalt_plugins import blocks
 from kagglesalt_plugins.heads import with_has_salt_head
 
 from kagglesalt.hookspecs import hookimpl
@@ -39,7 +39,8 @@ def conv_block(x, width: int, name: str):
 
 
 def build(input_size: int = 112, start_filters: int = 8, depth: int = 4,
-          dropout: float = 0.1, has_salt_head: bool = True, scse: bool = False) -> keras.Model:
+          dropout: float = 0.1, has_salt_head: bool = True, scse: bool = False,
+          hypercolumn: bool = False) -> keras.Model:
     import keras
     from keras import layers
 
@@ -52,12 +53,16 @@ def build(input_size: int = 112, start_filters: int = 8, depth: int = 4,
     x = conv_block(x, start_filters * 2**depth, "middle")
     bottleneck = layers.Dropout(dropout, name="middle_dropout")(x)
     x = bottleneck
+    decoded = []
     for d in reversed(range(depth)):
         x = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{d}_upsample")(x)
         x = layers.concatenate([x, skips[d]], name=f"up{d}_concat")
         x = conv_block(x, start_filters * 2**d, f"up{d}")
         if scse:
-            x = scse_block(x, f"up{d}")
+            x = blocks.scse(x, f"up{d}")
+        decoded.append(x)
+    if hypercolumn:
+        x = blocks.hypercolumn(decoded)
     pixels = layers.Conv2D(1, 1, name="salt_logits", dtype="float32")(x)
     if not has_salt_head:
         return keras.Model(inputs, pixels, name="unet_lite")
@@ -70,7 +75,7 @@ def register_models(register):
              description="light batch-norm U-Net at native scale with a has-salt head: "
                          "the CPU recipe (cv --minutes)",
              params={"start_filters": 8, "depth": 4, "dropout": 0.1, "has_salt_head": True,
-                     "scse": False},
+                     "scse": False, "hypercolumn": False},
              input_size=112, input_mode="pad", logits=True, loss="bce+lovasz",
              lovasz="symmetric", lovasz_share=0.4, epochs=40, batch_size=32,
              learning_rate=3e-3, schedule="cosine", snapshots=1, validate_every=5,

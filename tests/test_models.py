@@ -65,6 +65,20 @@ def test_scse_gates_each_decoder_block_for_a_few_parameters_more(name):
     assert out[0].shape == (1, size, size, 1)
 
 
+@pytest.mark.parametrize("name", ["unet_lite", "unet_deep"])
+def test_a_hypercolumn_gives_the_pixel_classifier_every_decoder_level_at_full_size(name):
+    spec = plugins.get_model(name)
+    size, depth = spec.default("input_size"), spec.params["depth"]
+    model = spec.build(input_size=size, **{**spec.params, "hypercolumn": True})
+    column = model.get_layer("hypercolumn").output
+    widths = sum(spec.params["start_filters"] * 2**d for d in range(depth))
+    assert tuple(column.shape[1:]) == (size, size, widths)
+    classifier = model.get_layer("salt_logits")
+    assert classifier.input.shape[-1] == widths
+    plain = spec.build(input_size=size, **spec.params)
+    assert model.count_params() - plain.count_params() == widths - spec.params["start_filters"]
+
+
 @pytest.mark.parametrize("params, message", [
     ({"start_filters": "abc"}, "parameter start_filters must be an integer"),
     ({"start_filters": True}, "parameter start_filters must be an integer"),
