@@ -10,8 +10,9 @@ as `unet_deep` does.
 Its defaults are the recipe chosen on the real data (fold 1 of 3, bench/RESULTS.md): 0.728
 after 16 epochs against 0.616 for the classic U-Net at 64x64 given 28; the has-salt head is
 worth +0.02, a Lovász stage at the end +0.007, light augmentation +0.004 at 30 epochs; 12
-filters lose at equal time, and so does 64x64. Meant to be trained to a time budget
-(`cv --minutes`), which sets the epochs; 40 otherwise.
+filters lose at equal time, and so does 64x64; scSE and a hypercolumn (parameters) change
+nothing at 30 epochs, and the hypercolumn costs 44% more time. Meant to be trained to a
+time budget (`cv --minutes`), which sets the epochs; 40 otherwise.
 """
 
 from __future__ import annotations
