@@ -2,7 +2,7 @@
 and the submission that run makes.
 
     KERAS_BACKEND=jax python bench/bench_gpu.py --npz .devdata/tgs.npz --out $OUT \
-        [--resume .devdata/run.tar.gz] [--stop-after-folds 1] [--fold1-floor 0.84] \
+        [--resume .devdata] [--stop-after-folds 1] [--fold1-floor 0.84] \
         [--minutes M] [--deadline-s S] [--set key=value ...]
 
 `--npz` is the real competition packed by `bench/gpu_data.py`. It is unpacked into the
@@ -16,10 +16,11 @@ fold gets its share and re-plans its epochs from the pace it keeps (`cv --minute
 `--deadline-s` starts no fold after that many seconds, so a call ends at a fold boundary.
 
 Resuming: the run lives in --work, so a call on the same warm machine goes on with it. After
-every fold, the run folder without its model files (records and prediction arrays, a few
-MB) is packed into $OUT/run.tar.gz; carried back as --resume, it lets a call on a fresh
-machine train only the folds still to do (cv keeps a finished fold whose models stayed
-behind when it trains others, and finishes the run from its predictions).
+every fold, the run folder without its model files (records and prediction arrays, about
+16 MB) is packed into $OUT/run.tar.gz and $OUT/run_tests.tar.gz; carried back in the folder
+given as --resume, they let a call on a fresh machine train only the folds still to do
+(cv keeps a finished fold whose models stayed behind when it trains others, and finishes
+the run from its predictions).
 
 Once every fold is done: the ensemble's submission, $OUT/<model>_<folds>fold.csv, and, outside
 the timed folds, the time to predict --timing-images images (18,000: Kaggle's test set) x
@@ -82,34 +83,45 @@ class PrintReporter(Reporter):
         say(text)
 
 
-def pack_run(run: Run, out: Path) -> Path:
-    """The run's records and its folds' predictions as out/run.tar.gz, written whole (a call
-    killed while packing leaves the previous one). Model files and training checkpoints
-    stay (hundreds of MB), and so do the run's own arrays, which cv remakes from its folds'
-    (they would double the size, and one file must stay under the device's 16 MiB)."""
-    target = out / "run.tar.gz"
-    partial = out / "run.tar.gz.partial"
+# The run comes back as two archives, so that each stays under the 16 MiB a file from the
+# device may have: the folds' predictions of the test images (5 x 783 images, about 9 MB
+# compressed) apart from the rest (records and out-of-fold predictions, about 7 MB).
+ARCHIVES = ("run.tar.gz", "run_tests.tar.gz")
+
+
+def pack_run(run: Run, out: Path) -> None:
+    """The run's records and its folds' predictions as the ARCHIVES in out, each written
+    whole (a call killed while packing leaves the previous one). Model files and training
+    checkpoints stay (hundreds of MB), and so do the run's own arrays, which cv remakes from
+    its folds'."""
     derived = {f"{run.name}/oof.npy", f"{run.name}/test.npy"}
 
-    def light(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    def archive_of(member: tarfile.TarInfo) -> str | None:
         name = Path(member.name).name
         if name.endswith(".keras") or name in (CHECKPOINT, locks.LOCK) or member.name in derived:
             return None
-        return member
+        return ARCHIVES[1] if name == "test.npy" else ARCHIVES[0]
 
-    with tarfile.open(partial, "w:gz") as tar:
-        tar.add(run.path, arcname=run.name, filter=light)
-    os.replace(partial, target)
-    return target
+    for archive in ARCHIVES:
+        def keep(member: tarfile.TarInfo, archive: str = archive) -> tarfile.TarInfo | None:
+            return member if member.isdir() or archive_of(member) == archive else None
+
+        partial = out / f"{archive}.partial"
+        with tarfile.open(partial, "w:gz") as tar:
+            tar.add(run.path, arcname=run.name, filter=keep)
+        os.replace(partial, out / archive)
 
 
-def restore_run(archive: Path, runs_dir: Path, name: str) -> bool:
-    """Unpack a run packed by `pack_run` into runs_dir, unless this machine has the run."""
-    if (runs_dir / name / "config.json").exists() or not archive.exists():
+def restore_run(folder: Path, runs_dir: Path, name: str) -> bool:
+    """Unpack a run packed by `pack_run` (its ARCHIVES in folder) into runs_dir, unless this
+    machine has the run."""
+    archives = [folder / a for a in ARCHIVES if (folder / a).exists()]
+    if (runs_dir / name / "config.json").exists() or not archives:
         return False
     runs_dir.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(runs_dir, filter="data")
+    for archive in archives:
+        with tarfile.open(archive) as tar:
+            tar.extractall(runs_dir, filter="data")
     # Packed without its own arrays: unfinished until cv remakes them from the folds'.
     (runs_dir / name / "scores.json").unlink(missing_ok=True)
     return True
@@ -166,7 +178,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--work", type=Path, default=Path("/tmp/kagglesalt-bench"))
     parser.add_argument("--resume", type=Path, default=None,
-                        help="a run.tar.gz an earlier call left in its --out")
+                        help="a folder holding the run archives an earlier call left in "
+                             "its --out")
     parser.add_argument("--model", default="unet_deep")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--name", default="bench")

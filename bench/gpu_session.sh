@@ -5,12 +5,13 @@
 #   bash bench/gpu_session.sh --fold1-floor 0.84 --minutes 6 --deadline-s 330
 #
 # It installs the carried wheels the way the device's notes say, then runs
-# bench/bench_gpu.py with the options given (JAX backend), going on from
-# .devdata/run.tar.gz when an earlier call left one there (copy that call's
-# $OUT/run.tar.gz into .devdata/ before the next call). When the CV is finished and at least
-# OVERHEAD_S seconds (default 150) of LIMIT_S (default 540, the call's timeout) are left, it
-# measures the framework's overhead over a bare model.fit (bench/bench_train.py) into
-# $OUT/overhead.json. Everything printed also goes to $OUT/log.txt.
+# bench/bench_gpu.py with the options given (JAX backend), going on from the run in
+# .devdata/run*.tar.gz when an earlier call left one (copy that call's $OUT/run.tar.gz and
+# $OUT/run_tests.tar.gz into .devdata/ before the next call). When the CV is finished and
+# at least OVERHEAD_S seconds (default 150) of LIMIT_S (default 540, the call's timeout)
+# are left, it measures the framework's overhead over a bare model.fit
+# (bench/bench_train.py) into $OUT/overhead.json. Everything printed also goes to
+# $OUT/log.txt.
 set -uo pipefail
 : "${OUT:?the device tool sets OUT, the folder whose files come back}"
 cd "$(dirname "$0")/.."
@@ -20,7 +21,7 @@ export PYTHONPATH=/tmp/site KERAS_BACKEND=jax PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 \
   | tee -a "$OUT/log.txt"
 resume=()
-[ -f .devdata/run.tar.gz ] && resume=(--resume .devdata/run.tar.gz)
+[ -f .devdata/run.tar.gz ] && resume=(--resume .devdata)
 python3 bench/bench_gpu.py --npz .devdata/tgs.npz --out "$OUT" "${resume[@]}" "$@" 2>&1 \
   | tee -a "$OUT/log.txt"
 status=${PIPESTATUS[0]}

@@ -16,5 +16,5 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
 # plain PYTHONPATH to the checkout does not provide.
 python3 -m pip wheel -q --no-deps -w .whl .
 python3 bench/gpu_data.py --out .devdata/tgs.npz "$@"
-rm -f .devdata/run.tar.gz  # a new measurement starts a new run
+rm -f .devdata/run*.tar.gz  # a new measurement starts a new run
 ls -la .whl .devdata
