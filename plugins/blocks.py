@@ -9,7 +9,7 @@ Hypercolumn: the final pixel classifier sees every decoder level, each upsampled
 full size and concatenated, not only the last one, so coarse context reaches each pixel's
 decision directly.
 
-Several top TGS solutions used both. scSE adds about 1% weights and no measurable time; the
+Several top TGS solutions used both. scSE adds under 1% weights and no measurable time; the
 hypercolumn's wide full-size map made `unet_lite` 44% slower on a CPU. Neither changed its
 score at 30 epochs (bench/RESULTS.md, 2026-12-01); a GPU run of `unet_deep` may say otherwise.
 """
