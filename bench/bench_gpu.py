@@ -48,6 +48,7 @@ from gpu_data import write_layout
 
 from kagglesalt import cv, data, ensemble
 from kagglesalt.model import experiments, inference
+from kagglesalt.model import layers as _registered_layers  # noqa: F401  loads our models
 from kagglesalt.model.fold import build_models
 from kagglesalt.model.settings import key_values
 from kagglesalt.progress import Reporter

@@ -51,6 +51,8 @@ def load_models(run: Run, plugins_dir: str | os.PathLike | None = None) -> list[
     from kagglesalt.model.backend import import_keras
 
     keras = import_keras()
+    from kagglesalt.model import layers  # noqa: F401  kagglesalt's own layers, registered
+
     run.require_finished()
     # A plugin's custom layers must be registered before its models load.
     plugins.models(plugins_dir)

@@ -36,11 +36,13 @@ if TYPE_CHECKING:
 def residual_block(x, width: int, name: str):
     from keras import layers  # imported on use, so that listing commands stays fast
 
+    from kagglesalt.model.layers import BatchNormalization  # fused on TensorFlow
+
     shortcut = x
-    y = layers.BatchNormalization(name=f"{name}_bn1")(x)
+    y = BatchNormalization(name=f"{name}_bn1")(x)
     y = layers.Activation("relu")(y)
     y = layers.Conv2D(width, 3, padding="same", name=f"{name}_conv1")(y)
-    y = layers.BatchNormalization(name=f"{name}_bn2")(y)
+    y = BatchNormalization(name=f"{name}_bn2")(y)
     y = layers.Activation("relu")(y)
     y = layers.Conv2D(width, 3, padding="same", name=f"{name}_conv2")(y)
     return layers.add([shortcut, y], name=f"{name}_add")

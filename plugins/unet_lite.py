@@ -32,9 +32,11 @@ def conv_block(x, width: int, name: str):
     """Two 3x3 convolutions, each batch-normalised and rectified."""
     from keras import layers  # imported on use, so that listing commands stays fast
 
+    from kagglesalt.model.layers import BatchNormalization  # fused on TensorFlow
+
     for i in (1, 2):
         x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv{i}")(x)
-        x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+        x = BatchNormalization(name=f"{name}_bn{i}")(x)
         x = layers.Activation("relu", name=f"{name}_relu{i}")(x)
     return x
 

@@ -130,3 +130,42 @@ def test_a_loss_on_the_pad_window_ignores_the_mirrored_border(name):
     assert value(loss, y, logits) == pytest.approx(
         value(losses.get(name), y[crop], logits[crop]), rel=1e-6)
     assert inputs.loss_window(128, "resize") is None
+
+
+def gradient(loss, y, logits) -> np.ndarray:
+    """d loss / d logits, by the selected backend's own differentiation."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.constant(logits)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = loss(tf.constant(y), x)
+        return tape.gradient(out, x).numpy()
+    if backend == "jax":
+        import jax
+
+        return np.asarray(jax.grad(lambda f: loss(y, f))(logits))
+    import torch
+
+    x = torch.tensor(logits, requires_grad=True)
+    loss(torch.tensor(y), x).backward()
+    return x.grad.numpy()
+
+
+def test_the_symmetric_lovasz_gradient_is_the_reference_losss_gradient(batch):
+    """Its two terms share one sort; the gradient is still that of the two-sort reference
+    (central differences of the numpy algorithm above)."""
+    y, logits = batch
+    logits = logits.astype("float64")
+    step, numeric = 1e-4, np.zeros_like(logits)
+    for i in np.ndindex(logits.shape):
+        up, down = logits.copy(), logits.copy()
+        up[i] += step
+        down[i] -= step
+        numeric[i] = (numpy_lovasz(y, up, "symmetric")
+                      - numpy_lovasz(y, down, "symmetric")) / (2 * step)
+    ours = gradient(losses.lovasz_hinge(variant="symmetric"), y, logits.astype("float32"))
+    np.testing.assert_allclose(ours, numeric, atol=2e-4)
+    assert np.abs(numeric).max() > 1e-3  # a gradient that says something
