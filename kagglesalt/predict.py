@@ -119,11 +119,11 @@ def predict_files(ws, name: str, paths: Sequence[str | os.PathLike], png_dir: Pa
                   ) -> tuple[list[str], np.ndarray]:
     """Masks for the images in `paths` with run or ensemble submission `name`, written as
     PNGs into `png_dir` and/or as a submission-format CSV; returns (ids, masks)."""
-    from kagglesalt.workspace import runs, submissions
+    from kagglesalt.workspace import resolve, runs
 
-    record = Path(ws.submissions_dir) / f"{Path(name).stem}.json"
-    ensemble = submissions.read_ensemble(record) is not None
-    run = None if ensemble else runs.open_run(ws.runs_dir, name)
+    target = resolve(ws, name)
+    ensemble, record = target.kind == "ensemble", target.path
+    run = None if ensemble else runs.Run(target.path)
     files = image_files(paths)
     images = np.stack([data.read_image(f) for f in files])
     ids = [f.stem for f in files]

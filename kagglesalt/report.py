@@ -24,7 +24,7 @@ from kagglesalt.competition import metric
 from kagglesalt.competition.postprocess import PostProcess
 from kagglesalt.data import folds
 from kagglesalt.errors import KaggleSaltError
-from kagglesalt.workspace import Workspace, runs, submissions
+from kagglesalt.workspace import Workspace, resolve, runs, submissions
 
 GALLERY = 12
 DEPTH_BINS = 8
@@ -80,10 +80,10 @@ def subject_for(ws: Workspace, name: str | None) -> Subject:
     """A run by name, an ensemble by submission name, else the newest of either."""
     ensembles = submissions.ensemble_records(ws.submissions_dir)
     if name:
-        candidate = Path(ws.submissions_dir) / f"{Path(name).stem}.json"
-        if submissions.read_ensemble(candidate) is not None:
-            return _ensemble_subject(ws, candidate)
-        return _run_subject(runs.open_run(ws.runs_dir, name))
+        target = resolve(ws, name)
+        if target.kind == "ensemble":
+            return _ensemble_subject(ws, target.path)
+        return _run_subject(runs.Run(target.path))
     finished = runs.finished_runs(ws.runs_dir)
     newest_run = finished[-1] if finished else None
     newest_ensemble = ensembles[-1] if ensembles else None

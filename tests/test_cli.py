@@ -147,3 +147,16 @@ def test_a_read_only_folder_is_named_not_a_hidden_temporary(tmp_path, monkeypatc
     with pytest.raises(OSError) as raised:
         atomic.write_text(tmp_path / "x.json", "{}")
     assert raised.value.filename == str(tmp_path)
+
+
+@pytest.mark.parametrize("option, text", [("--param", "width"), ("--augment", "x"),
+                                          ("--set", "epochs")])
+def test_a_key_without_a_value_is_one_line_naming_the_option_and_its_form(tmp_path, option,
+                                                                         text):
+    result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path), "--runs-dir",
+                                      str(tmp_path / "runs"), "cv", "--model", "unet_lite",
+                                      option, text])
+    assert result.exit_code == 2, result.output
+    assert f"'{text}' is not key=value: give {option} key=value" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "runs").exists()

@@ -1,6 +1,7 @@
 """The commands a competitor reaches for on finished runs: runs, predict, models NAME."""
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -296,3 +297,36 @@ def test_the_shell_completes_run_ensemble_and_model_names(two_runs, tmp_path):
     assert complete(ws, ["kagglesalt", "oof", ""]) == ["first", "second"]
     assert complete(ws, ["kagglesalt", "cv", "--from", "f"]) == ["first"]
     assert "unet_lite" in complete(ws, ["kagglesalt", "cv", "--model", "unet"])
+
+
+@pytest.mark.parametrize("args", [["runs", "rm", "../../outside"], ["runs", "rm", "../outside"],
+                                  ["runs", "mv", "../../outside", "moved"],
+                                  ["report", "../../outside"], ["oof", "../../outside"],
+                                  ["runs", "../../outside", "first"]])
+def test_no_command_reaches_a_folder_outside_the_runs_folder_by_its_name(two_runs, tmp_path,
+                                                                       args):
+    ws = copy_of(two_runs, tmp_path / "deep" / "deeper")
+    outside = Path(ws.runs_dir).parent.parent / "outside"
+    shutil.copytree(ws.runs_dir / "first", outside)
+    (outside / "mine.txt").write_text("a file of the user's own")
+    result = outcome(ws, *args)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "'../" in result.output and "name" in result.output
+    assert (outside / "mine.txt").exists() and (outside / "config.json").exists()
+    assert not (ws.runs_dir / "moved").exists()
+
+
+def test_a_name_that_is_both_a_run_and_an_ensemble_says_which_it_uses(two_runs, tmp_path):
+    ws = copy_of(two_runs, tmp_path)
+    assert outcome(ws, "ensemble", "second", "--name", "first").exit_code == 0
+    ensemble = outcome(ws, "report", "first")
+    assert ensemble.exit_code == 0, ensemble.output
+    assert "first is both a run and an ensemble: using the ensemble" in ensemble.output
+    assert "runs/first" in ensemble.output
+    assert ensemble.output.strip().endswith("first.html")
+    run = outcome(ws, "report", "runs/first")
+    assert run.exit_code == 0 and "both a run" not in run.output
+    assert run.output.strip().endswith(str(Path("first") / "report.html"))
+    assert "ensemble" not in outcome(ws, "report", "second").output  # only a run
+    missing = outcome(ws, "report", "submissions/second")
+    assert missing.exit_code == 1 and "no ensemble submission 'second'" in missing.output

@@ -145,6 +145,15 @@ def print_ensemble(result) -> None:
     console.print(f"Wrote {result.path}")
 
 
+def say_what_a_name_names(ws: Workspace, name: str | None) -> None:
+    """A name that is both a run and an ensemble: say which one the command uses."""
+    from kagglesalt.workspace import resolve
+
+    note = resolve(ws, name).note if name else None
+    if note:
+        warn(note)
+
+
 def warn(text: str) -> None:
     """A library warning, in the words of this command line."""
     from rich.markup import escape

@@ -14,6 +14,7 @@ from kagglesalt.cli.app import (
     pasteable,
     plugins_dir_option,
     print_ensemble,
+    say_what_a_name_names,
 )
 from kagglesalt.cli.console import console
 from kagglesalt.cli.flags import for_command_line
@@ -85,6 +86,7 @@ def report(ws: Workspace, run: str | None) -> None:
     """Write an HTML report of RUN or an ensemble (default: the newest) and print its path."""
     from kagglesalt import report as reports
 
+    say_what_a_name_names(ws, run)
     console.print(str(reports.build(ws, run)))
 
 
@@ -210,6 +212,7 @@ def predict(ws: Workspace, run: str, images: tuple[Path, ...], png_dir: Path | N
     runs, weights, threshold and post-processing predict then."""
     if png_dir is None and csv is None:
         raise click.UsageError("say where the masks go: --png FOLDER and/or --csv FILE")
+    say_what_a_name_names(ws, run)
     import_cv()  # Keras, imported quietly
     from kagglesalt.predict import predict_files
 

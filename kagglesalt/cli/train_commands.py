@@ -27,7 +27,8 @@ def _key_values(pairs: tuple[str, ...], option: str) -> dict[str, object]:
     try:
         return settings.key_values(pairs)
     except ValueError as e:
-        raise click.BadParameter(for_command_line(e.template), param_hint=option) from None
+        raise click.BadParameter(f"{for_command_line(str(e))}: give {option} key=value",
+                                 param_hint=option) from None
 
 
 @cli.command()

@@ -411,13 +411,19 @@ def _whole_zip(path: Path) -> bool:
         return False
 
 
-def open_run(runs_dir: str | os.PathLike, name: str | os.PathLike) -> Run:
-    """A run by name under `runs_dir`, or by path."""
-    path = Path(name)
+def open_run(runs_dir: str | os.PathLike, name: str) -> Run:
+    """The run called `name` in `runs_dir` ("runs/NAME" reads as NAME). A name is one
+    folder name (`check_name`), checked before the disk is touched, so no command reaches
+    a folder outside `runs_dir`."""
+    from kagglesalt.workspace import check_name, strip_kind
+
+    kind, bare = strip_kind(str(name))
+    if kind == "ensemble":
+        raise KaggleSaltError(f"{name} names an ensemble, not a run: `kagglesalt runs` "
+                              "lists the runs")
+    path = Path(runs_dir) / check_name(bare, "run")
     if not (path / "config.json").exists():
-        path = Path(runs_dir) / name
-    if not (path / "config.json").exists():
-        raise KaggleSaltError(f"no run '{name}' in {runs_dir}: `kagglesalt runs` lists them")
+        raise KaggleSaltError(f"no run '{bare}' in {runs_dir}: `kagglesalt runs` lists them")
     return Run(path)
 
 
