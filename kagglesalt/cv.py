@@ -27,7 +27,7 @@ from kagglesalt.errors import KaggleSaltError, Message, option
 from kagglesalt.model import budget, schedule, settings
 from kagglesalt.model.backend import Device, device, keras_backend
 from kagglesalt.model.fold import measure_rates, train_fold
-from kagglesalt.model.results import FoldState
+from kagglesalt.model.results import FoldState, UnusableState
 from kagglesalt.model.spec import ModelSpec
 from kagglesalt.progress import Reporter
 from kagglesalt.workspace import Workspace, check_name, locks
@@ -185,6 +185,7 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
     pending = []
     for k in range(options.folds):
         if k in finished:
+            run.drop_checkpoint(k)  # one a kill left between done.json and its removal
             reporter.message(f"fold {k + 1}/{options.folds} already trained: "
                              f"score {run.fold_summary(k).score:.4f}")
             continue
@@ -242,23 +243,39 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
             key = json.dumps({"settings": settings.as_config(chosen), "fold": k,
                               "folds": options.folds, "data": train.fingerprint()},
                              sort_keys=True)
-            kept = run.fold_state(k, key)
-            resume = FoldState.unpack(kept) if kept else None
-            if resume is not None:
-                reporter.message(f"fold {k + 1}/{options.folds}: going on after epoch "
-                                 f"{resume.done + resume.epoch}")
+            try:
+                resume = run.fold_state(k, key)
+            except UnusableState as e:
+                resume = _set_aside(run, k, options.folds, e, reporter)
 
             def save(state: FoldState, k: int = k, key: str = key) -> None:
                 run.save_fold_state(k, state.pack(), key)
 
-            run.write_fold(train_fold(spec, chosen, train.images[~valid], train.masks[~valid],
-                                      train.images[valid], train.masks[valid], test.images, k,
-                                      options.folds, progress, within, resume, save))
+            def fit_fold(resume: FoldState | None, k: int = k, valid=valid, within=within,
+                         save=save):
+                return train_fold(spec, chosen, train.images[~valid], train.masks[~valid],
+                                  train.images[valid], train.masks[valid], test.images, k,
+                                  options.folds, progress, within, resume, save)
+
+            try:
+                result = fit_fold(resume)
+            except UnusableState as e:  # found before any training: the fold starts over
+                result = fit_fold(_set_aside(run, k, options.folds, e, reporter))
+            run.write_fold(result)
     summaries = [run.fold_summary(k) for k in range(options.folds)]
     if None not in summaries:
         _finish(run, train, test, assignment, summaries)
     progress.finish()
     return run
+
+
+def _set_aside(run: Run, k: int, folds: int, problem: UnusableState,
+               reporter: Reporter) -> None:
+    """A checkpoint that does not load is moved aside, said in one line, and the fold
+    starts from its beginning."""
+    aside = run.set_aside_checkpoint(k)
+    reporter.message(f"fold {k + 1}/{folds}: its checkpoint does not load ({problem}); moved "
+                     f"to {aside} and the fold starts over")
 
 
 def _say_plan(reporter: Reporter, options: CVOptions, chosen: settings.TrainSettings,

@@ -338,3 +338,72 @@ def test_a_budget_run_cut_short_in_its_first_fold_goes_on_with_its_plan(syntheti
     assert not any(m.startswith("Timing") for m in recorder.messages)  # the same plan
     assert "fold 1/2: going on after epoch 3" in recorder.messages
     assert run.finished
+
+
+def _damage_truncated(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _damage_garbled(path):
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 3: len(blob) // 3 + 4096] = bytes(4096)
+    path.write_bytes(bytes(blob))
+
+
+def _rewrite(path, change):
+    with np.load(path) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    change(arrays)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _meta(arrays, **values):
+    meta = json.loads(str(arrays["meta"]))
+    meta.update(values)
+    arrays["meta"] = np.array(json.dumps(meta))
+
+
+DAMAGE = {
+    "truncated": _damage_truncated,
+    "garbled": _damage_garbled,
+    "zero bytes": lambda path: path.write_bytes(b""),
+    "no meta": lambda path: _rewrite(path, lambda a: a.pop("meta")),
+    "a weight missing": lambda path: _rewrite(path, lambda a: a.pop("weights/0")),
+    "a weight of another shape": lambda path: _rewrite(
+        path, lambda a: a.update({"weights/0": np.zeros((2, 2), "float32")})),
+    "an optimizer entry missing": lambda path: _rewrite(path, lambda a: a.pop("optimizer/1")),
+    "a field of the wrong type": lambda path: _rewrite(path, lambda a: _meta(a, epoch="two")),
+    "a stage out of the plan": lambda path: _rewrite(path, lambda a: _meta(a, stage=7)),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_checkpoint_is_set_aside_in_one_line_and_the_fold_starts_over(
+        synthetic_data, tmp_path, damage):
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    settings = {"epochs": 4, "loss": "bce+lovasz", "lovasz_share": 0.25}
+    with pytest.raises(KeyboardInterrupt):  # in fold 1's Lovász stage
+        cv.run_cv(ws, options("hurt", **settings), Recorder(stop_after_epochs=4))
+    checkpoint = tmp_path / "runs" / "hurt" / "fold_0" / "checkpoint.npz"
+    DAMAGE[damage](checkpoint)
+    recorder = Recorder()
+    run = cv.run_cv(ws, options("hurt", **settings), recorder)
+    said = [m for m in recorder.messages if "checkpoint does not load" in m]
+    assert len(said) == 1 and "\n" not in said[0], recorder.messages
+    assert "checkpoint.damaged.npz" in said[0] and "starts over" in said[0]
+    assert not any("going on" in m for m in recorder.messages)
+    assert recorder.epochs == 4 + 4  # fold 1 from its start, then fold 2
+    assert run.finished and (run.fold_dir(0) / "checkpoint.damaged.npz").exists()
+    assert list(pd.read_csv(run.fold_dir(0) / "history.csv")["epoch"]) == [1, 2, 3, 4]
+
+
+def test_a_finished_fold_keeps_no_stale_checkpoint(synthetic_data, tmp_path):
+    """A kill between a fold's done.json and the checkpoint's removal leaves both."""
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    with pytest.raises(KeyboardInterrupt):  # in fold 2, fold 1 whole
+        cv.run_cv(ws, options("stale", epochs=2), Recorder(stop_after_epochs=3))
+    fold = tmp_path / "runs" / "stale" / "fold_0"
+    (fold / "checkpoint.npz").write_bytes(b"left by a kill")
+    run = cv.run_cv(ws, options("stale", epochs=2), Recorder())
+    assert run.finished and not (fold / "checkpoint.npz").exists()

@@ -39,7 +39,7 @@ from kagglesalt.model.callbacks import (
     ValidationScore,
     rate_schedule,
 )
-from kagglesalt.model.results import FoldResult, FoldState
+from kagglesalt.model.results import FoldResult, FoldState, UnusableState
 from kagglesalt.model.schedule import Stage, stage_plan
 from kagglesalt.model.settings import TrainSettings
 from kagglesalt.model.spec import ModelSpec
@@ -129,8 +129,9 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
     keeper = Checkpointer(save, save_every, plan, log, best, snapshots, started) \
         if save else None
     first, done, initial = 0, 0, 0
-    if resume is not None:
+    if resume is not None:  # UnusableState, before any training, if it does not fit
         first, done, initial = _restore(resume, plan, log, best, snapshots, model, batches)
+        reporter.message(f"fold {fold + 1}/{folds}: going on after epoch {done + initial}")
     reporter.fold_start(fold, folds, plan.epochs if resume else settings.epochs, len(batches))
     for number in range(first, len(plan.stages)):
         stage = plan.stages[number]
@@ -141,9 +142,7 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
                       **training_loss(stage, settings, outputs))
         if resumed:  # the optimizer's moments and step count, as they were
             model.optimizer.build(model.trainable_variables)
-            for variable, value in zip(model.optimizer.variables, resume.optimizer,
-                                       strict=True):
-                variable.assign(value)
+            _restore_optimizer(model.optimizer, resume.optimizer)
         callbacks = [pacer.start_stage(number)] if pacer else []
         callbacks += [scorer.start_stage(number), best, rate_schedule(plan, number, settings),
                       log.start_stage(stage.loss, done)]
@@ -178,8 +177,15 @@ def _restore(state: FoldState, plan: Plan, log: EpochLog, best: KeepBest,
              snapshots: Snapshots, model: keras.Model, batches: Batches
              ) -> tuple[int, int, int]:
     """Put a saved fold state back; returns (first stage to train, epochs before it, epochs
-    of it already done)."""
-    plan.stages = [Stage(**{**s, "ends": tuple(s.get("ends") or ())}) for s in state.stages]
+    of it already done). UnusableState when it does not fit this model and plan."""
+    state.check_fits([tuple(w.shape) for w in model.weights])
+    try:
+        stages = [Stage(**{**s, "ends": tuple(s.get("ends") or ())}) for s in state.stages]
+    except (TypeError, ValueError) as e:
+        raise UnusableState(f"its stages do not read ({e})") from None
+    if not 0 <= state.stage < len(stages):
+        raise UnusableState(f"stage {state.stage} of a plan of {len(stages)}")
+    plan.stages = stages
     log.rows = list(state.history)
     best.best, best.weights = state.best_score, state.best
     snapshots.weights = list(state.snapshots)
@@ -190,6 +196,17 @@ def _restore(state: FoldState, plan: Plan, log: EpochLog, best: KeepBest,
     if initial >= plan.stages[first].epochs:  # that stage was over: the next one begins
         first, done, initial = first + 1, done + plan.stages[first].epochs, 0
     return first, done, initial
+
+
+def _restore_optimizer(optimizer: keras.optimizers.Optimizer, values: list[np.ndarray]
+                       ) -> None:
+    variables = optimizer.variables
+    shapes = [tuple(v.shape) for v in variables]
+    if [tuple(np.shape(v)) for v in values] != shapes:
+        raise UnusableState(f"its optimizer state is not this model's ({len(values)} arrays "
+                            f"for {len(shapes)})")
+    for variable, value in zip(variables, values, strict=True):
+        variable.assign(value)
 
 
 def measure_rates(spec: ModelSpec, settings: TrainSettings, steps: int = 8,

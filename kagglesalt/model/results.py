@@ -32,6 +32,10 @@ class FoldResult:
         return int(self.history.loc[self.history["val_score"].fillna(-1).idxmax(), "epoch"])
 
 
+class UnusableState(ValueError):
+    """A kept fold state that cannot be trained on: damaged, or not of this model."""
+
+
 @dataclass
 class FoldState:
     """Where a fold's training stands after an epoch: enough to continue it on a fresh
@@ -68,14 +72,49 @@ class FoldState:
 
     @classmethod
     def unpack(cls, arrays: dict[str, np.ndarray]) -> FoldState:
-        meta = json.loads(str(arrays["meta"]))
+        """The state `pack` stored; UnusableState says what is wrong with damaged arrays."""
+        try:
+            meta = json.loads(str(arrays["meta"]))
 
-        def listed(prefix: str) -> list[np.ndarray]:
-            count = sum(1 for k in arrays if k.startswith(f"{prefix}/"))
-            return [arrays[f"{prefix}/{i}"] for i in range(count)]
+            def listed(prefix: str) -> list[np.ndarray]:
+                count = sum(1 for k in arrays if k.startswith(f"{prefix}/"))
+                return [arrays[f"{prefix}/{i}"] for i in range(count)]
 
-        return cls(meta["stage"], meta["epoch"], meta["done"], meta["stages"],
-                   meta["history"], meta["best_score"], meta["seconds"], listed("weights"),
-                   listed("optimizer"), listed("best") if meta["has_best"] else None,
-                   [listed(f"snapshot{s}") for s in range(meta["snapshots"])])
+            state = cls(meta["stage"], meta["epoch"], meta["done"], meta["stages"],
+                        meta["history"], meta["best_score"], meta["seconds"],
+                        listed("weights"), listed("optimizer"),
+                        listed("best") if meta["has_best"] else None,
+                        [listed(f"snapshot{s}") for s in range(meta["snapshots"])])
+        except KeyError as e:
+            raise UnusableState(f"no entry {e}") from None
+        except (TypeError, ValueError, AttributeError) as e:
+            raise UnusableState(f"{type(e).__name__}: {e}") from None
+        state._check()
+        return state
 
+    def _check(self) -> None:
+        counts = [("stage", self.stage), ("epoch", self.epoch), ("done", self.done)]
+        for name, value in counts:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise UnusableState(f"{name} is {value!r}, not a count")
+        if not isinstance(self.stages, list) or not all(isinstance(s, dict)
+                                                         for s in self.stages):
+            raise UnusableState("its stages are not a list of stages")
+        if not isinstance(self.history, list) or not all(isinstance(r, dict)
+                                                          for r in self.history):
+            raise UnusableState("its history is not a list of epochs")
+        for name in ("best_score", "seconds"):
+            if not isinstance(getattr(self, name), int | float):
+                raise UnusableState(f"{name} is {getattr(self, name)!r}, not a number")
+        if not self.weights:
+            raise UnusableState("it holds no weights")
+
+    def check_fits(self, shapes: list[tuple[int, ...]]) -> None:
+        """UnusableState unless its weights, best and snapshot weights have `shapes` (the
+        model's, in order)."""
+        kept = [("weights", self.weights)] + ([("best", self.best)] if self.best else []) \
+            + [(f"snapshot {i + 1}", w) for i, w in enumerate(self.snapshots)]
+        for name, weights in kept:
+            if [tuple(np.shape(w)) for w in weights] != [tuple(s) for s in shapes]:
+                raise UnusableState(f"its {name} are not this model's ({len(weights)} arrays "
+                                    f"for {len(shapes)})")

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import shutil
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,8 +30,10 @@ from kagglesalt.atomic import atomic_open, save_npy, write_bytes, write_json
 from kagglesalt.competition.rle import SIZE
 from kagglesalt.data import folds
 from kagglesalt.errors import KaggleSaltError, option
+from kagglesalt.model.results import FoldState, UnusableState
 
 CHECKPOINT = "checkpoint.npz"  # an unfinished fold's training state
+DAMAGED_CHECKPOINT = "checkpoint.damaged.npz"  # one that did not load, kept for a look
 
 if TYPE_CHECKING:
     from kagglesalt.model.results import FoldResult
@@ -338,7 +341,7 @@ class Run:
         but its checkpoint, from which it goes on."""
         folder = self.fold_dir(k)
         for path in folder.iterdir() if folder.is_dir() else []:
-            if path.name != CHECKPOINT:
+            if path.name not in (CHECKPOINT, DAMAGED_CHECKPOINT):
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
 
     def has_checkpoints(self) -> bool:
@@ -351,19 +354,27 @@ class Run:
         with atomic_open(self.fold_dir(k) / CHECKPOINT, "wb") as f:
             np.savez(f, key=np.array(key), **arrays)
 
-    def fold_state(self, k: int, key: str) -> dict[str, np.ndarray] | None:
+    def fold_state(self, k: int, key: str) -> FoldState | None:
         """The kept state of unfinished fold k if it was trained with `key`; None if there
-        is none, or it is of other settings, or damaged (the fold then starts over)."""
+        is none or it is of other settings. UnusableState when it does not load."""
         path = self.fold_dir(k) / CHECKPOINT
         if not path.exists():
             return None
         try:
             with np.load(path) as stored:
-                if str(stored["key"]) != key:
+                if "key" in stored.files and str(stored["key"]) != key:
                     return None
-                return {name: stored[name] for name in stored.files if name != "key"}
-        except (OSError, ValueError, KeyError, EOFError):
-            return None
+                arrays = {name: stored[name] for name in stored.files if name != "key"}
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise UnusableState(f"{type(e).__name__}: {e}") from None
+        return FoldState.unpack(arrays)
+
+    def set_aside_checkpoint(self, k: int) -> Path:
+        """Move fold k's checkpoint aside as `checkpoint.damaged.npz` (the fold starts
+        over); returns where it went."""
+        aside = self.fold_dir(k) / DAMAGED_CHECKPOINT
+        os.replace(self.fold_dir(k) / CHECKPOINT, aside)
+        return aside
 
     def write_fold(self, result: FoldResult) -> FoldSummary:
         """Store a trained fold; done.json, written last, marks it finished."""
@@ -378,8 +389,11 @@ class Run:
             save_npy(folder / "test.npy", result.test)
         summary = FoldSummary.of(result)
         write_json(folder / "done.json", dataclasses.asdict(summary))
-        (folder / CHECKPOINT).unlink(missing_ok=True)  # the fold is whole: nothing to go on
+        self.drop_checkpoint(result.fold)  # the fold is whole: nothing to go on from
         return summary
+
+    def drop_checkpoint(self, k: int) -> None:
+        (self.fold_dir(k) / CHECKPOINT).unlink(missing_ok=True)
 
     def finish(self, oof: np.ndarray, test: np.ndarray | None, scores: RunScores) -> None:
         save_npy(self.path / "oof.npy", oof)
