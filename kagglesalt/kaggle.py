@@ -106,13 +106,76 @@ def _api(credentials: Credentials):
     return api
 
 
+TIMEOUT_ENV = "KAGGLESALT_NETWORK_TIMEOUT"  # seconds a connection may stay silent (60)
+RETRIES = 3  # tries of a call that is safe to repeat (a listing, a download's request)
+
+
+class OutcomeUnknown(KaggleSaltError):
+    """The request that records a submission was sent, and its answer lost: Kaggle may
+    have it."""
+
+
+def network_timeout() -> float:
+    try:
+        return max(0.1, float(os.environ.get(TIMEOUT_ENV, "60")))
+    except ValueError:
+        raise KaggleSaltError(f"{TIMEOUT_ENV}={os.environ[TIMEOUT_ENV]} is not a number of "
+                              "seconds") from None
+
+
+@contextlib.contextmanager
+def _bounded() -> Iterator[list[str]]:
+    """Every request the client sends meanwhile gets a timeout (the client sets none, so a
+    connection that accepts and never answers would hang for ever); yields the URLs sent,
+    so that a failure can say which request it cut."""
+    from requests.adapters import HTTPAdapter
+
+    sent: list[str] = []
+    original = HTTPAdapter.send
+    timeout = network_timeout()
+
+    def send(adapter, request, *args, **kwargs):
+        sent.append(request.url or "")
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = (min(timeout, 30.0), timeout)
+        return original(adapter, request, *args, **kwargs)
+
+    HTTPAdapter.send = send  # type: ignore[method-assign]
+    try:
+        yield sent
+    finally:
+        HTTPAdapter.send = original  # type: ignore[method-assign]
+
+
+def _retried(call: Callable[[], Any], attempts: int = RETRIES) -> Any:
+    """`call()`, tried again after a connection failure, a timeout or a server error (5xx):
+    only for calls that change nothing on Kaggle."""
+    import time
+
+    import requests
+
+    for attempt in range(attempts):
+        try:
+            return call()
+        except (requests.ConnectionError, requests.Timeout):
+            if attempt == attempts - 1:
+                raise
+        except requests.HTTPError as e:
+            status = e.response.status_code if e.response is not None else None
+            if status is None or status < 500 or attempt == attempts - 1:
+                raise
+        time.sleep(min(4.0, 0.5 * 2**attempt))
+
+
 @contextlib.contextmanager
 def _translated_errors(competition: str, doing: str) -> Iterator[None]:
-    """Client and network failures as one line that says what to do."""
+    """Client and network failures as one line that says what to do; every request made
+    meanwhile has a timeout."""
     import requests
 
     try:
-        yield
+        with _bounded():
+            yield
     except requests.HTTPError as e:
         status = e.response.status_code if e.response is not None else None
         if status == 401:
@@ -128,8 +191,11 @@ def _translated_errors(competition: str, doing: str) -> Iterator[None]:
                                   f"check {option('competition')}") from None
         raise KaggleSaltError(f"Kaggle answered HTTP {status} while {doing}: the service may "
                               "be down; try again in a few minutes") from None
-    except (requests.ConnectionError, requests.Timeout,
-            requests.exceptions.ChunkedEncodingError) as e:
+    except requests.Timeout:
+        raise KaggleSaltError(f"Kaggle did not answer within {network_timeout():g} s while "
+                              f"{doing}: check the network connection or proxy, then rerun "
+                              f"the command (the wait is {TIMEOUT_ENV})") from None
+    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
         reason = type(e).__name__
         raise KaggleSaltError(f"could not reach Kaggle while {doing} ({reason}): check the "
                               "network connection or proxy, then rerun the command") from None
@@ -166,10 +232,11 @@ def download(data_dir: str | os.PathLike, competition: str = COMPETITION, force:
         service = client.competitions.competition_api_client
         listing = ApiListDataFilesRequest()
         listing.competition_name = competition
-        files = service.list_data_files(listing).files
+        files = _retried(lambda: service.list_data_files(listing)).files
         request = ApiDownloadDataFilesRequest()
         request.competition_name = competition
-        _fetch(service.download_data_files(request), archive, client.http_client(), progress)
+        _fetch(_retried(lambda: service.download_data_files(request)), archive,
+               client.http_client(), progress)
     staging = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.", dir=data_dir.parent))
     try:
         try:
@@ -279,8 +346,16 @@ def submit(path: Path, message: str, competition: str = COMPETITION,
     """Upload a submission file; return Kaggle's reference of it."""
     credentials = find_credentials(warn)
     api = _api(credentials)
-    with _translated_errors(competition, f"submitting {path.name}"), _quiet():
-        response = api.competition_submit(str(path), message, competition, quiet=True)
+    with _bounded() as sent:
+        try:
+            with _translated_errors(competition, f"submitting {path.name}"), _quiet():
+                response = api.competition_submit(str(path), message, competition, quiet=True)
+        except KaggleSaltError as e:
+            if any("CreateSubmission" in url for url in sent):
+                raise OutcomeUnknown(f"{e}; the request that records the submission had "
+                                     "been sent, so Kaggle may have it: `kagglesalt "
+                                     "submissions` finds out") from None
+            raise
     ref = int(getattr(response, "ref", 0) or 0)
     if not ref:
         detail = getattr(response, "message", "") or "no reason given"
@@ -295,7 +370,7 @@ def submissions(competition: str = COMPETITION, warn: Warn | None = None
     credentials = find_credentials(warn)
     api = _api(credentials)
     with _translated_errors(competition, "listing submissions"), _quiet():
-        rows = api.competition_submissions(competition) or []
+        rows = _retried(lambda: api.competition_submissions(competition)) or []
     out = []
     for s in rows:
         status = str(s.status).split(".")[-1].replace("SUBMISSION_STATUS_", "").lower()

@@ -68,6 +68,8 @@ def submit_file(ws: Workspace, path: str | os.PathLike | None, message: str, for
         ledger.write(table)  # the journal row, before anything is sent
         try:
             ref = kaggle.submit(path, message, competition, warn)
+        except kaggle.OutcomeUnknown:  # the row stays "uploading" for `refresh` to resolve
+            raise
         except KaggleSaltError:  # Kaggle refused it or was not reached: nothing was sent
             ledger.write(before)
             raise

@@ -57,6 +57,14 @@ class FakeKaggle:
         self.uploads: dict[str, bytes] = {}
         self.names: dict[str, str] = {}  # upload token -> the file name the client gave
         self.submitted: list[dict] = []
+        # RPC method -> HTTP status answered after the call has done its work (a proxy that
+        # loses the answer): the client sees a failure of something that happened
+        self.fail_after: dict[str, int] = {}
+        # RPC methods (or "download") whose connection is accepted and never answered, for
+        # at most `stall_seconds`; `release` ends the wait
+        self.stall: set[str] = set()
+        self.stall_seconds = 20.0
+        self.release = threading.Event()
         self.etag = hashlib.md5(archive).hexdigest()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.port = self.server.server_address[1]
@@ -67,6 +75,7 @@ class FakeKaggle:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -121,6 +130,10 @@ class FakeKaggle:
                 if not path.startswith(SERVICE):
                     return self._json(404, {"code": 404, "message": "not found"})
                 method = path[len(SERVICE):]
+                if method in fake.stall:
+                    fake.release.wait(fake.stall_seconds)
+                    self.close_connection = True
+                    return None
                 if not self._authorised():
                     return self._json(401, {"code": 401, "message": "Unauthenticated"})
                 if method in fake.status:
@@ -129,6 +142,11 @@ class FakeKaggle:
                 request = json.loads(body or b"{}")
                 if request.get("competitionName") not in (None, fake.competition):
                     return self._json(404, {"code": 404, "message": "no such competition"})
+                if method in fake.fail_after:
+                    answer, self._json = self._json, lambda status, body: None
+                    getattr(self, f"rpc_{method}")(request)  # done, and its answer lost
+                    code = fake.fail_after[method]
+                    return answer(code, {"code": code, "message": "Bad Gateway"})
                 return getattr(self, f"rpc_{method}")(request)
 
             def rpc_ListDataFiles(self, request):

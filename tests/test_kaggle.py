@@ -349,3 +349,68 @@ def test_a_damaged_zip_inside_the_archive_is_one_line(server, workspace, archive
             damaged.writestr(entry, content[:100] if entry.filename == "train.zip" else content)
     server.archive, server.etag = buffer.getvalue(), "nested"
     one_line_error(kagglesalt("download"), "is damaged", "run `kagglesalt download` again")
+
+
+def test_an_upload_kaggle_recorded_whose_answer_was_lost_is_never_sent_twice(server,
+                                                                            with_data):
+    path = write_submission(with_data)
+    server.fail_after["CreateSubmission"] = 502  # recorded, then the answer is lost
+    one_line_error(kagglesalt("submit", "-m", "lost answer"), "HTTP 502",
+                   "Kaggle may have it", "kagglesalt submissions")
+    assert len(server.submitted) == 1
+    row = submissions.Ledger(with_data / "submissions").read().iloc[-1]
+    assert (row["file"], row["status"], row["kaggle_ref"]) == (path.name, "uploading", "")
+    server.fail_after.clear()
+    one_line_error(kagglesalt("submit", "-m", "retry"), "was cut short",
+                   "kagglesalt submissions")
+    assert kagglesalt("submissions").exit_code == 0
+    row = submissions.Ledger(with_data / "submissions").read().iloc[-1]
+    assert row["kaggle_ref"] == "1000" and row["status"] == "complete"
+    one_line_error(kagglesalt("submit", "-m", "retry"), "was already submitted")
+    assert len(server.submitted) == 1
+
+
+def test_an_upload_refused_before_it_was_recorded_leaves_no_row(server, with_data):
+    write_submission(with_data)
+    server.status["StartSubmissionUpload"] = 503
+    one_line_error(kagglesalt("submit", "-m", "down"), "HTTP 503")
+    assert len(submissions.Ledger(with_data / "submissions").read()) == 0
+    server.status.clear()
+    assert kagglesalt("submit", "-m", "up again").exit_code == 0
+    assert len(server.submitted) == 1
+
+
+@pytest.mark.parametrize("cut", ["mid-row", "mid-ref"])
+def test_a_ledger_cut_short_is_refused_in_one_line_and_kept_as_it_was(server, with_data, cut):
+    write_submission(with_data)
+    assert kagglesalt("submit", "-m", "first").exit_code == 0
+    ledger = with_data / "submissions" / "ledger.csv"
+    text = ledger.read_text()
+    damaged = text[: text.index("1000") + 2] if cut == "mid-ref" else text[: len(text) // 2 + 40]
+    ledger.write_text(damaged)
+    write_submission(with_data, "second.csv", rle="3 4")
+    for args in (["submit", "-m", "second"], ["submissions"]):
+        one_line_error(kagglesalt(*args), "ledger.csv is damaged", "row 1", "left as it is")
+    assert ledger.read_text() == damaged
+    assert len(server.submitted) == 1
+
+
+def test_a_connection_that_never_answers_times_out_in_one_line(server, with_data,
+                                                                monkeypatch):
+    import time
+
+    monkeypatch.setenv("KAGGLESALT_NETWORK_TIMEOUT", "0.5")
+    server.stall = {"ListSubmissions"}
+    began = time.monotonic()
+    one_line_error(kagglesalt("submissions"), "did not answer within 0.5 s",
+                   "KAGGLESALT_NETWORK_TIMEOUT")
+    assert time.monotonic() - began < 15
+    assert server.rpc_calls().count("ListSubmissions") == 3  # a listing is tried again
+    write_submission(with_data)
+    server.stall = {"StartSubmissionUpload"}
+    one_line_error(kagglesalt("submit", "-m", "stalled"), "did not answer within 0.5 s")
+    assert len(submissions.Ledger(with_data / "submissions").read()) == 0  # nothing sent
+    server.stall = {"CreateSubmission"}
+    one_line_error(kagglesalt("submit", "-m", "stalled"), "Kaggle may have it")
+    assert submissions.Ledger(with_data / "submissions").read().iloc[-1]["status"] == \
+        "uploading"

@@ -62,15 +62,35 @@ class Ledger:
         """Every row, the known columns first, then any others as they were."""
         if not self.path.exists():
             return pd.DataFrame(columns=COLUMNS)
-        try:
-            table = pd.read_csv(self.path, dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-            raise KaggleSaltError(f"{self.path} is damaged ({str(e).strip()}): repair or move "
-                                  "it aside; a new ledger starts empty") from None
+        problem = self._damage()
+        if problem:  # refused as it is: a row cut short may have lost its Kaggle reference
+            raise KaggleSaltError(f"{self.path} is damaged ({problem}): repair it or move it "
+                                  "aside (a new ledger starts empty); it was left as it is")
+        table = pd.read_csv(self.path, dtype=str, keep_default_na=False)
         for column in COLUMNS:
             if column not in table:
                 table[column] = ""
         return table[COLUMNS + [c for c in table.columns if c not in COLUMNS]]
+
+    def _damage(self) -> str | None:
+        """What is wrong with the file, in words: every row of a ledger this module wrote
+        has the header's fields and ends its line, so a row cut short is seen."""
+        import csv
+        import io
+
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            return "not text"
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+        if not rows or "file" not in rows[0]:
+            return "no header"
+        if not text.endswith("\n"):
+            return f"row {len(rows) - 1} is cut short: the file ends inside it"
+        for number, row in enumerate(rows[1:], start=1):
+            if len(row) != len(rows[0]):
+                return f"row {number} has {len(row)} of {len(rows[0])} fields"
+        return None
 
     def write(self, table: pd.DataFrame) -> None:
         with atomic_open(self.path, "w", newline="") as f:
