@@ -89,6 +89,7 @@ def prepare(ws: Workspace, options: CVOptions) -> tuple[ModelSpec,
         raise KaggleSaltError(f"{option('folds', options.folds)}: K-fold needs at least 2 folds")
     if not data.has_train(ws.data_dir):
         raise KaggleSaltError(no_data_message(ws.data_dir))
+    data.sample_submission_ids(ws.data_dir)  # the test predictions' ids and order, or one line
     return spec, chosen
 
 
@@ -103,6 +104,30 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None,
     started = time.perf_counter()
     reporter = reporter or Reporter()
     spec, chosen = prepare(ws, options)
+    name = options.name or f"{options.model}-k{options.folds}-s{chosen.seed}"
+    run = Run(Path(ws.runs_dir) / name)
+    # The lock first: a `runs rm` or `runs mv` while the data is read and the model timed
+    # would otherwise succeed, and this process then write a second run under the old name.
+    with locks.holding(run.path, f"run {name}"):  # one writer per run folder
+        try:
+            return _read_and_train(ws, options, reporter, rates, started, spec, chosen, run)
+        finally:
+            _drop_if_empty(run.path)
+
+
+def _drop_if_empty(folder: Path) -> None:
+    """The run folder the lock made, when nothing was written into it (the data was
+    refused, say): it would list as a run of nothing."""
+    with contextlib.suppress(OSError):
+        if {p.name for p in folder.iterdir()} <= {locks.LOCK, locks.HOLDER}:
+            for p in folder.iterdir():
+                p.unlink(missing_ok=True)
+            folder.rmdir()
+
+
+def _read_and_train(ws: Workspace, options: CVOptions, reporter: Reporter,
+                    rates: budget.Rates | None, started: float, spec: ModelSpec,
+                    chosen: settings.TrainSettings, run: Run) -> Run:
     cluster = None
     if options.ray is not None:
         from kagglesalt import distributed
@@ -120,11 +145,8 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None,
         reporter.message(f"No depths.csv in {ws.data_dir}: depths are unknown, so reports "
                          "leave their depth panel empty")
     assignment = folds.assign_folds(train.coverage, options.folds, chosen.seed)
-    name = options.name or f"{options.model}-k{options.folds}-s{chosen.seed}"
-    run = Run(Path(ws.runs_dir) / name)
-    with locks.holding(run.path, f"run {name}"):  # one writer per run folder
-        return _train(ws, options, reporter, rates, started, spec, chosen, cluster, here,
-                      train, test, assignment, run)
+    return _train(ws, options, reporter, rates, started, spec, chosen, cluster, here, train,
+                  test, assignment, run)
 
 
 def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.Rates | None,
@@ -173,10 +195,13 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
     if resuming:
         old = run.config
         if old.identity() != config.identity():
+            differences = config.differences(old)
+            # Never advice that throws finished folds away.
+            point = f"point {option('data_dir')} at the data it was trained on, or " \
+                if "data" in differences else ""
             raise KaggleSaltError(f"run {name} exists with different "
-                                  f"{', '.join(config.differences(old))}: give a new "
-                                  f"{option('name')}, "
-                                  "or delete the folder to start over")
+                                  f"{', '.join(differences)}: {point}give a new "
+                                  f"{option('name')} (its finished folds stay as they are)")
         config = dataclasses.replace(config, created=old.created)
         reporter.message(f"Resuming run {name}: {len(finished) + len(kept)} of "
                          f"{options.folds} folds already trained")

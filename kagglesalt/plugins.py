@@ -54,8 +54,16 @@ def _register_module(name: str, load: Callable[[], Any], source: str) -> None:
             module = load()
         pm.register(module, name=name)
         pm.get_plugin(name).__kagglesalt_source__ = source
-    except Exception as e:  # a broken plugin must not take the CLI down
-        _broken[name] = f"{type(e).__name__}: {e}"
+    except (Exception, SystemExit, KeyboardInterrupt) as e:
+        # A broken plugin must not take the CLI down, not even one that calls sys.exit
+        # or raises KeyboardInterrupt as it is imported.
+        _broken[name] = _reason(e)
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, SystemExit):
+        return f"it called sys.exit({e.code!r})"
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
 def load_plugins(plugins_dir: str | os.PathLike | None = None) -> pluggy.PluginManager:
@@ -123,8 +131,8 @@ def models(plugins_dir: str | os.PathLike | None = None) -> dict[str, ModelSpec]
 
         try:
             impl.function(register=register)
-        except Exception as e:  # reported by `kagglesalt models`, never fatal
-            _broken[plugin_name] = f"{type(e).__name__}: {e}"
+        except (Exception, SystemExit, KeyboardInterrupt) as e:  # `kagglesalt models` says
+            _broken[plugin_name] = _reason(e)
     return found
 
 
@@ -148,5 +156,5 @@ def register_commands(cli: Any) -> None:
     for impl in pm.hook.register_commands.get_hookimpls():
         try:
             impl.function(cli=cli)
-        except Exception as e:
-            _broken[pm.get_name(impl.plugin)] = f"{type(e).__name__}: {e}"
+        except (Exception, SystemExit, KeyboardInterrupt) as e:
+            _broken[pm.get_name(impl.plugin)] = _reason(e)

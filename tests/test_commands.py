@@ -330,3 +330,82 @@ def test_a_name_that_is_both_a_run_and_an_ensemble_says_which_it_uses(two_runs, 
     assert "ensemble" not in outcome(ws, "report", "second").output  # only a run
     missing = outcome(ws, "report", "submissions/second")
     assert missing.exit_code == 1 and "no ensemble submission 'second'" in missing.output
+
+
+def _cut(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+RUN_RECORD_DAMAGE = {
+    "test_ids.csv cut short": ("test_ids.csv", _cut),
+    "test_ids.csv binary": ("test_ids.csv", lambda p: p.write_bytes(bytes(range(256)) * 4)),
+    "folds.csv cut short": ("folds.csv", _cut),
+    "test.npy missing": ("test.npy", lambda p: p.unlink()),
+    "oof.npy missing": ("oof.npy", lambda p: p.unlink()),
+    "scores.json of the wrong type": ("scores.json", lambda p: p.write_text(json.dumps(
+        {**json.loads(p.read_text()), "oof": {"score": "high", "threshold": 0.5}}))),
+}
+
+
+@pytest.mark.parametrize("damage", RUN_RECORD_DAMAGE)
+def test_a_damaged_run_record_is_one_line_and_cv_rebuilds_it_keeping_every_fold(
+        two_runs, tmp_path, damage):
+    ws = copy_of(two_runs, tmp_path)
+    name, hurt = RUN_RECORD_DAMAGE[damage]
+    hurt(ws.runs_dir / "first" / name)
+    for args in (["ensemble", "first"], ["report", "first"], ["oof", "first"], ["runs"]):
+        result = outcome(ws, *args)
+        assert "Traceback" not in result.output and result.exception in (None, SystemExit) \
+            or isinstance(result.exception, SystemExit), (args, result.output)
+        if args != ["runs"] and result.exit_code:
+            assert name in result.output and ("damaged" in result.output
+                                              or "missing" in result.output), result.output
+    models = sorted(p.stat().st_mtime_ns for p in (ws.runs_dir / "first").glob("fold_*/*"))
+    messages = []
+
+    class Said(cv.Reporter):
+        def message(self, text):
+            messages.append(text)
+
+    run = cv.run_cv(ws, cv.CVOptions("tiny", 2, "first", EXAMPLES, {"seed": 1, "epochs": 2}),
+                    Said())
+    assert messages.count("fold 1/2 already trained: score "
+                          f"{run.fold_summary(0).score:.4f}") == 1, messages
+    assert not any("again" in m for m in messages), messages
+    assert sorted(p.stat().st_mtime_ns for p in run.path.glob("fold_*/*")) == models
+    assert run.finished and outcome(ws, "ensemble", "first").exit_code == 0
+
+
+@pytest.mark.parametrize("field, value", [("created", 5), ("folds", "two"),
+                                          ("settings", ["x"]), ("data", 3)])
+def test_one_run_with_a_wrong_typed_config_value_is_listed_as_damaged_among_the_others(
+        two_runs, tmp_path, field, value):
+    ws = copy_of(two_runs, tmp_path)
+    path = ws.runs_dir / "first" / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), field: value}))
+    result = outcome(ws, "runs")
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    first = next(line for line in result.output.splitlines() if line.lstrip().startswith("first"))
+    second = next(line for line in result.output.splitlines()
+                  if line.lstrip().startswith("second"))
+    assert "damaged" in first and "done" in second
+    assert "config.json is damaged" in result.output
+
+
+def test_a_run_resumes_after_its_data_folder_moved(two_runs, tmp_path):
+    """The run's data is its content, not its place."""
+    moved = Path(shutil.copytree(two_runs.data_dir, tmp_path / "elsewhere" / "data"))
+    ws = Workspace(moved, tmp_path / "runs", tmp_path / "submissions")
+    shutil.copytree(two_runs.runs_dir / "first", ws.runs_dir / "first")
+    shutil.rmtree(ws.runs_dir / "first" / "fold_1")  # cut short in its second fold
+    (ws.runs_dir / "first" / "scores.json").unlink()
+    messages = []
+
+    class Said(cv.Reporter):
+        def message(self, text):
+            messages.append(text)
+
+    run = cv.run_cv(ws, cv.CVOptions("tiny", 2, "first", EXAMPLES, {"seed": 1, "epochs": 2}),
+                    Said())
+    assert any(m.startswith("fold 1/2 already trained") for m in messages), messages
+    assert run.finished and run.config.data.dir == str(moved.resolve())

@@ -407,3 +407,41 @@ def test_a_finished_fold_keeps_no_stale_checkpoint(synthetic_data, tmp_path):
     (fold / "checkpoint.npz").write_bytes(b"left by a kill")
     run = cv.run_cv(ws, options("stale", epochs=2), Recorder())
     assert run.finished and not (fold / "checkpoint.npz").exists()
+
+
+def test_the_run_is_locked_before_the_data_is_read_so_rm_cannot_pull_it_away(synthetic_data,
+                                                                            tmp_path,
+                                                                            monkeypatch):
+    from kagglesalt.workspace import runs
+
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    cv.run_cv(ws, options("held", epochs=1))
+    real_load = data.load_train
+    refused = []
+
+    def load_while_someone_removes(*args, **kwargs):
+        with pytest.raises(KaggleSaltError, match="run held is being written by process"):
+            runs.remove(ws.runs_dir, "held", ws.submissions_dir, force=True)
+        refused.append(True)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(data, "load_train", load_while_someone_removes)
+    run = cv.run_cv(ws, options("held", epochs=1))
+    assert refused and run.finished and sorted(p.name for p in ws.runs_dir.iterdir()) == ["held"]
+
+
+def test_refused_data_leaves_no_empty_run_folder(synthetic_data, tmp_path):
+    (synthetic_data / "train.csv").write_text("")
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    with pytest.raises(KaggleSaltError, match="train.csv is empty"):
+        cv.run_cv(ws, options("nothing", epochs=1))
+    assert not (tmp_path / "runs" / "nothing").exists()
+
+
+def test_a_missing_sample_submission_is_refused_before_training(synthetic_data, tmp_path):
+    (synthetic_data / "sample_submission.csv").unlink()
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    recorder = Recorder()
+    with pytest.raises(KaggleSaltError, match="sample_submission.csv is missing"):
+        cv.run_cv(ws, options("early", epochs=1), recorder)
+    assert recorder.epochs == 0 and not (tmp_path / "runs").exists()

@@ -122,3 +122,16 @@ def test_reads_the_real_kaggle_files(real_train):
     assert len(real_train) == 3217
     assert (real_train.coverage == 0).sum() == 1263
     assert not np.isnan(real_train.depths).any()
+
+
+def test_a_cache_damaged_in_place_is_rebuilt_not_used(synthetic_data):
+    """Same-size damage keeps the PNGs' names, sizes and times, which the key covers."""
+    first = data.load_train(synthetic_data)
+    cached = synthetic_data / ".cache" / "train" / "images.npy"
+    blob = bytearray(cached.read_bytes())
+    blob[-5000:] = bytes(b ^ 0xFF for b in blob[-5000:])
+    cached.write_bytes(bytes(blob))
+    again = data.load_train(synthetic_data)
+    assert np.array_equal(again.images, first.images)
+    assert again.fingerprint() == first.fingerprint()
+    assert np.array_equal(np.load(cached), first.images)  # and stored whole again

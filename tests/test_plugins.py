@@ -1,4 +1,6 @@
+import os
 import shutil
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -91,3 +93,23 @@ def test_a_plugin_that_takes_a_registered_name_is_refused_not_swapped_in(tmp_pat
     assert found["unet"].description.startswith("classic notebook U-Net")
     assert plugins.broken()[f"{tmp_path.name}/impostor.py"] == \
         "ValueError: model unet is already registered by built-in: give it another name"
+
+
+@pytest.mark.parametrize("body, reason", [
+    ("import sys\nsys.exit(3)\n", "it called sys.exit(3)"),
+    ("raise KeyboardInterrupt\n", "KeyboardInterrupt"),
+    ("raise SystemExit\n", "it called sys.exit(None)"),
+])
+def test_a_plugin_that_exits_or_interrupts_at_import_ends_no_command(tmp_path, body, reason):
+    (tmp_path / "quitter.py").write_text(body)
+    env = {"KAGGLESALT_PLUGINS_DIR": str(tmp_path)}
+    outputs = {}
+    for args in (["--help"], ["runs"], ["models"]):
+        result = subprocess.run([sys.executable, "-m", "kagglesalt", *args],
+                                capture_output=True, text=True, env={**os.environ, **env},
+                                cwd=tmp_path, timeout=120)
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+        outputs[args[0]] = result.stdout
+    assert "quitter.py is broken" in outputs["models"] and reason in outputs["models"]
+    assert "unet_lite" in outputs["models"] and "Usage" in outputs["--help"]

@@ -206,6 +206,10 @@ def _png_ids(folder: Path) -> list[str]:
 def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise KaggleSaltError(f"{path} is empty: it needs the columns "
+                              f"{','.join(columns)}; run `kagglesalt download` again to "
+                              "restore it") from None
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise KaggleSaltError(f"cannot read {path}: {e}") from None
     if list(table.columns[: len(columns)]) != columns:
@@ -290,14 +294,19 @@ def _fingerprint(paths: list[Path]) -> str:
 
 def _cached(folder: Path, key: str,
             build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Arrays from `folder` when its key matches, else built and stored there."""
+    """Arrays from `folder` when its key matches and each array's bytes still have the
+    checksum stored with them, else built and stored there. The key covers the PNGs'
+    names, sizes and times, not the cache's own bytes: a damaged cache would otherwise
+    train and predict on wrong images without a word."""
     meta = folder / "key.json"
     if meta.exists():
         try:
             stored = json.loads(meta.read_text())
             if stored["key"] == key:
-                return {a: np.load(folder / f"{a}.npy") for a in stored["arrays"]}
-        except (OSError, ValueError, KeyError):
+                arrays = {a: np.load(folder / f"{a}.npy") for a in stored["arrays"]}
+                if all(_checksum(arrays[a]) == stored["sha256"][a] for a in arrays):
+                    return arrays
+        except (OSError, ValueError, KeyError, TypeError, EOFError):
             pass  # a damaged cache is rebuilt
     arrays = build()
     try:
@@ -307,7 +316,14 @@ def _cached(folder: Path, key: str,
             with atomic_open(folder / f"{a}.npy", "wb") as f:
                 np.save(f, array)
         with atomic_open(meta, "w") as f:
-            json.dump({"key": key, "arrays": sorted(arrays)}, f)
+            json.dump({"key": key, "arrays": sorted(arrays),
+                       "sha256": {a: _checksum(array) for a, array in arrays.items()}}, f)
     except OSError:
         pass  # a read-only data folder still loads, just without a cache
     return arrays
+
+
+def _checksum(array: np.ndarray) -> str:
+    h = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    h.update(np.ascontiguousarray(array).data)
+    return h.hexdigest()

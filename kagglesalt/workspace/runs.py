@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,13 +62,39 @@ class FoldSummary:
 
     @classmethod
     def from_json(cls, values: dict[str, Any]) -> FoldSummary:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        return cls(**_known(cls, values))
 
 
 def _known(cls, values: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(cls)}
-    return {k: v for k, v in values.items() if k in names}
+    """The fields of record type `cls` in `values`, each of its declared kind (TypeError
+    otherwise: one wrong value makes the record damaged, not a traceback later)."""
+    if not isinstance(values, dict):
+        raise TypeError(f"a {cls.__name__} is a mapping")
+    fields = {f.name: f.type for f in dataclasses.fields(cls)}
+    known = {k: v for k, v in values.items() if k in fields}
+    for name, value in known.items():
+        if not _of_kind(value, str(fields[name])):
+            raise TypeError(f"{name} is {value!r}")
+    return known
+
+
+_KINDS = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
+          "dict": (dict,), "list": (list,)}
+
+
+def _of_kind(value: Any, annotation: str) -> bool:
+    """Whether `value` read from JSON fits a field annotated `annotation` ("int",
+    "float | None", "dict[str, Any]", ...); record types of their own are checked by them."""
+    for part in annotation.split("|"):
+        part = part.strip()
+        if part == "None" and value is None:
+            return True
+        kinds = _KINDS.get(part.split("[")[0])
+        if kinds is None:
+            return True
+        if isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -101,9 +128,11 @@ class RunConfig:
     budget: dict[str, Any] | None = None  # budget.Budget, for runs given --minutes
 
     def identity(self) -> dict[str, Any]:
-        """What must match for a rerun to resume this run."""
+        """What must match for a rerun to resume this run. The data is its content (sizes
+        and fingerprints), not its folder: a data folder moved elsewhere is the same data."""
+        data = {k: v for k, v in dataclasses.asdict(self.data).items() if k != "dir"}
         return {"model": self.model, "folds": self.folds, "settings": self.settings,
-                "data": dataclasses.asdict(self.data)}
+                "data": data}
 
     def differences(self, other: RunConfig) -> list[str]:
         """What differs from `other` in words: the model, folds, data, or the settings by
@@ -128,6 +157,8 @@ class RunConfig:
     def from_json(cls, values: dict[str, Any]) -> RunConfig:
         values = _known(cls, values)
         values["data"] = DataRecord(**_known(DataRecord, values.get("data") or {}))
+        if values["folds"] < 2:
+            raise ValueError(f"folds is {values['folds']}")
         return cls(**values)
 
 
@@ -152,9 +183,12 @@ class RunScores:
     @classmethod
     def from_json(cls, values: dict[str, Any]) -> RunScores:
         post = dict(values.get("postprocess") or {})
-        score = post.pop("score", None)
-        return cls(values["oof"]["score"], values["oof"]["threshold"], values.get("curve", {}),
-                   {k: int(v) for k, v in post.items()}, score)
+        oof = values["oof"]
+        return cls(**_known(cls, {"score": oof["score"], "threshold": oof["threshold"],
+                                  "curve": values.get("curve", {}),
+                                  "postprocess": {k: int(v) for k, v in post.items()
+                                                  if k != "score"},
+                                  "postprocess_score": post.get("score")}))
 
 
 @dataclass(frozen=True)
@@ -173,9 +207,13 @@ class Run:
             raise KaggleSaltError(f"{self.path} has no {name}: is it a finished run? "
                                   "Rerun its `kagglesalt cv` command to finish it") from None
         except (ValueError, TypeError, KeyError, AttributeError):
+            if name == "config.json":  # the folds cannot be matched to it any more
+                raise KaggleSaltError(f"{path} is damaged: rerun the run's `kagglesalt cv` "
+                                      f"command into a new {option('name')} (this run's "
+                                      "files stay as they are)") from None
             raise KaggleSaltError(f"{path} is damaged: rerun the run's `kagglesalt cv` "
-                                  f"command into a new {option('name')}, or delete the run"
-                                  ) from None
+                                  "command, which keeps its finished folds and writes it "
+                                  "again") from None
 
     @property
     def config(self) -> RunConfig:
@@ -247,19 +285,43 @@ class Run:
                                 metric.binarize(self.oof(), self.threshold))
 
     def folds(self) -> pd.DataFrame:
-        return folds.read_folds(self.path / "folds.csv")
+        """id -> fold of every training image, as `folds.csv` holds them."""
+        path = self.path / "folds.csv"
+        table = _read_table(path, lambda: folds.read_folds(path), ["id", "fold"])
+        if len(table) != self.config.data.train or not table["fold"].between(
+                0, self.n_folds - 1).all():
+            raise KaggleSaltError(f"{path} is damaged ({len(table)} of "
+                                  f"{self.config.data.train} rows, or folds out of range): "
+                                  "rerun the run's `kagglesalt cv` command, which writes it "
+                                  "again and keeps the finished folds")
+        return table
 
     def test_ids(self) -> list[str]:
         path = self.path / "test_ids.csv"
-        return list(pd.read_csv(path, dtype=str)["id"]) if path.exists() else []
+        if not path.exists():
+            return []
+        ids = list(_read_table(path, lambda: pd.read_csv(path, dtype=str,
+                                                          keep_default_na=False),
+                               ["id"])["id"])
+        if len(ids) != self.config.data.test:
+            raise KaggleSaltError(f"{path} is damaged ({len(ids)} of {self.config.data.test} "
+                                  "ids): rerun the run's `kagglesalt cv` command, which writes "
+                                  "it again and keeps the finished folds")
+        return ids
 
     def oof(self) -> np.ndarray:
         """uint8 (N, 101, 101) out-of-fold levels, memory-mapped."""
         return _load_levels(self.path / "oof.npy")
 
     def test(self) -> np.ndarray | None:
+        """uint8 test levels, memory-mapped; None for a run of data without test images."""
         path = self.path / "test.npy"
-        return _load_levels(path) if path.exists() else None
+        if path.exists():
+            return _load_levels(path)
+        if self.config.data.test:
+            raise KaggleSaltError(f"{path} is missing: rerun the run's `kagglesalt cv` "
+                                  "command, which makes it again from the finished folds")
+        return None
 
     # Folds
 
@@ -291,8 +353,8 @@ class Run:
             if not _whole_zip(model):
                 return f"{model} is damaged"
         arrays = [("oof.npy", summary.valid_images)]
-        if self.test_ids():
-            arrays.append(("test.npy", len(self.test_ids())))
+        if self.config.data.test:  # config.json's count: test_ids.csv is written anew by cv
+            arrays.append(("test.npy", self.config.data.test))
         for name, count in arrays:
             path = self.fold_dir(k) / name
             try:
@@ -318,7 +380,7 @@ class Run:
         """Each trained fold's validation history, fold by fold."""
         paths = sorted(self.path.glob("fold_*/history.csv"),
                        key=lambda p: int(p.parent.name.split("_")[1]))
-        return [pd.read_csv(p) for p in paths]
+        return [_read_table(p, lambda p=p: pd.read_csv(p), ["epoch"]) for p in paths]
 
     # Writing (kagglesalt cv)
 
@@ -400,6 +462,27 @@ class Run:
         if test is not None:
             save_npy(self.path / "test.npy", test)
         write_json(self.path / "scores.json", scores.to_json())
+
+
+def _read_table(path: Path, read: Callable[[], pd.DataFrame],
+                columns: list[str]) -> pd.DataFrame:
+    """A run's CSV record read by `read`; damaged (cut, binary, columns missing, values
+    of the wrong type) is one line."""
+    try:
+        table = read()
+    except FileNotFoundError:
+        raise KaggleSaltError(f"{path} is missing: rerun the run's `kagglesalt cv` command, "
+                              "which keeps its finished folds") from None
+    except (ValueError, TypeError, UnicodeDecodeError, pd.errors.ParserError,
+            pd.errors.EmptyDataError) as e:
+        raise KaggleSaltError(f"{path} is damaged ({type(e).__name__}): rerun the run's "
+                              "`kagglesalt cv` command, which keeps its finished folds"
+                              ) from None
+    missing = [c for c in columns if c not in table]
+    if missing:
+        raise KaggleSaltError(f"{path} is damaged (no {missing[0]} column): rerun the run's "
+                              "`kagglesalt cv` command, which keeps its finished folds")
+    return table
 
 
 def _load_levels(path: Path) -> np.ndarray:
