@@ -179,6 +179,8 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
         plan = None
         if options.minutes is not None:
             left = options.minutes * 60 - (time.perf_counter() - started)
+            _refuse_a_budget_too_small(options, chosen, work, rates, len(train), left,
+                                       time.perf_counter() - started)
             epochs = budget.choose_epochs(left, chosen, work, options.folds, rates, len(train),
                                           options.most_epochs)
             plan = budget.Budget(options.minutes, epochs, rates, here.describe())
@@ -229,7 +231,7 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
     if pending:
         run.unfinish()
     estimate = budget.run_seconds(chosen, work, len(pending), rates, len(train))
-    _say_plan(reporter, options, chosen, rates, plan, estimate, len(pending))
+    _say_plan(reporter, options, spec, chosen, rates, plan, estimate, len(pending))
     last = schedule.stage_plan(chosen)[-1]
     if chosen.snapshots and len(last.cycle_ends()) < chosen.snapshots:
         reporter.message(f"{chosen.epochs} epochs leave the last stage {last.epochs}: "
@@ -294,6 +296,24 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
     return run
 
 
+def _refuse_a_budget_too_small(options: CVOptions, chosen: settings.TrainSettings,
+                               work: budget.Workload, rates: budget.Rates, n_train: int,
+                               left: float, spent: float) -> None:
+    """A budget is an upper bound: one that cannot hold even the smallest plan (an epoch
+    per stage and snapshot in every fold) is refused before training, with what it takes."""
+    least = dataclasses.replace(chosen, epochs=budget.least_epochs(chosen))
+    needed = budget.run_seconds(least, work, options.folds, rates, n_train)
+    if needed <= left:
+        return
+    minutes = math.ceil((needed + spent) / 60)
+    raise KaggleSaltError(
+        f"a budget of {options.minutes:g} minutes cannot hold even the smallest plan of "
+        f"{options.model} here ({least.epochs} epoch(s) in each of {options.folds} folds, "
+        f"{n_train} training images at {min(rates.train.values()):.0f} images/s: about "
+        f"{needed / 60:.1f} minutes after {spent:.0f} s of reading and timing): give "
+        f"{option('minutes', minutes)} or more, fewer folds, or a smaller data set")
+
+
 def _set_aside(run: Run, k: int, folds: int, problem: UnusableState,
                reporter: Reporter) -> None:
     """A checkpoint that does not load is moved aside, said in one line, and the fold
@@ -303,13 +323,22 @@ def _set_aside(run: Run, k: int, folds: int, problem: UnusableState,
                      f"to {aside} and the fold starts over")
 
 
-def _say_plan(reporter: Reporter, options: CVOptions, chosen: settings.TrainSettings,
+def _say_plan(reporter: Reporter, options: CVOptions, spec: ModelSpec,
+              chosen: settings.TrainSettings,
               rates: budget.Rates, plan: budget.Budget | None, estimate: float,
               pending: int) -> None:
     speed = f"{min(rates.train.values()):.0f} training images/s"
     if plan is not None:
         reporter.message(f"Budget {plan.minutes:.3g} minutes: {pending} fold(s) of about "
                          f"{chosen.epochs} epochs at {speed} (re-planned as they go)")
+        if chosen.epochs < spec.learns_in:
+            more = plan.minutes * spec.learns_in / max(chosen.epochs, 1)
+            reporter.message(Message(
+                f"Too few epochs to learn: {options.model} needs about {spec.learns_in} "
+                f"before it finds salt at all (with fewer it scored below a submission of "
+                f"empty masks), and this budget buys {chosen.epochs} here; give about "
+                f"{option('minutes', f'{math.ceil(more)}')}"
+                + (f", or {option('folds', 2)}" if options.folds > 2 else "")))
         return
     hours = estimate / 3600
     reporter.message(f"{pending} fold(s) of {chosen.epochs} epochs at {speed}: about "
@@ -346,5 +375,5 @@ def _finish(run: Run, train: data.Split, test: data.Split, assignment: np.ndarra
         search.score, search.threshold,
         {"thresholds": search.thresholds.round(4).tolist(),
          "scores": search.scores.round(6).tolist()},
-        dataclasses.asdict(post.best), post.score))
+        dataclasses.asdict(post.best), post.score, metric.empty_score(train.masks)))
     return run

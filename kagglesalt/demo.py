@@ -146,9 +146,13 @@ def run_demo(ws: Workspace, minutes: float, reporter: Reporter | None = None) ->
             f"{min(rates.train.values()):.0f} images/s")
         synth.generate(ws.data_dir, plan.train, plan.test)
     left = minutes * 60 - (time.perf_counter() - started) - plan.parts["ensemble"]
-    options = cv.CVOptions(MODEL, FOLDS, f"demo-{MODEL}-k{FOLDS}-{timestamps.for_name()}",
-                           settings=dict(SETTINGS), minutes=max(left, 1.0) / 60,
-                           most_epochs=MAX_EPOCHS)
+    name = f"demo-{MODEL}-k{FOLDS}-{timestamps.for_name()}"
+    if plan.seconds > minutes * 60:  # said above: the data is larger than the demo's time
+        options = cv.CVOptions(MODEL, FOLDS, name,
+                               settings={**SETTINGS, "epochs": plan.epochs})
+    else:
+        options = cv.CVOptions(MODEL, FOLDS, name, settings=dict(SETTINGS),
+                               minutes=max(left, 1.0) / 60, most_epochs=MAX_EPOCHS)
     bar = _DemoBar(reporter, plan.parts["data"], plan.parts["ensemble"])
     run = cv.run_cv(ws, options, bar, rates)
     made = ensemble.run_ensemble(ws, (run.name,), "auto", name=run.name)  # one timestamp

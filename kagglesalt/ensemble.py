@@ -40,6 +40,10 @@ class EnsembleResult:
     threshold_score: float
     postprocess: postprocess.PostProcess
     chosen: str  # what OOF chose and what was given, in words
+    empty_score: float | None = None  # what empty masks score on the training images
+
+    def warning(self) -> str | None:
+        return metric.below_empty(self.oof_score, self.empty_score)
 
 
 def parse_postprocess(text: str) -> str | postprocess.PostProcess:
@@ -184,7 +188,8 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
                    source=" + ".join(f"{m.name}:{m.weight:.2f}" for m in member_rows),
                    oof_score=f"{final_score:.6f}")
     return EnsembleResult(path, member_rows, final_score, cut, threshold_score, rule,
-                          f"{' and '.join(given)} given" if given else "all chosen on OOF")
+                          f"{' and '.join(given)} given" if given else "all chosen on OOF",
+                          metric.empty_score(train.masks))
 
 
 def _default_name(members: Sequence[runs.Run]) -> str:

@@ -17,7 +17,8 @@ hookimpl = pluggy.HookimplMarker("kagglesalt")
 def register_models(register):
     """Register segmentation models.
 
-    Call `register(name, build, description=..., params={...}, **defaults)` once per model:
+    Call `register(name, build, description=..., params={...}, learns_in=E, **defaults)`
+    once per model:
 
     - `build(input_size=S, **params) -> keras.Model` maps an (S, S, 1) float image in [0, 1]
       to an (S, S, 1) map of logits (or of probabilities when `logits=False`); `params` are
@@ -30,6 +31,9 @@ def register_models(register):
       shows a model's): `input_size`, `input_mode`, `logits`, `loss`, `lovasz`,
       `lovasz_share`, `epochs`, `batch_size`, `learning_rate`, `schedule`, `snapshots`,
       `augment`, ... A default that is not allowed refuses the plugin at registration.
+    - `learns_in` (optional): about how many epochs the model needs before it finds salt at
+      all (fewer scored below a submission of empty masks, as measured); a time budget that
+      buys fewer is said before training, with what would help.
 
     The return value is ignored.
     """

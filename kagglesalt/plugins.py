@@ -109,8 +109,8 @@ def models(plugins_dir: str | os.PathLike | None = None) -> dict[str, ModelSpec]
         plugin_name = pm.get_name(impl.plugin)
 
         def register(name: str, build: Callable[..., Any], description: str = "",
-                     params: dict[str, Any] | None = None, _plugin=impl.plugin,
-                     **defaults: Any) -> None:
+                     params: dict[str, Any] | None = None, learns_in: int = 0,
+                     _plugin=impl.plugin, **defaults: Any) -> None:
             if name in found:  # refused, never silently replaced
                 raise ValueError(f"model {name} is already registered by "
                                  f"{found[name].source}: give it another name")
@@ -126,8 +126,10 @@ def models(plugins_dir: str | os.PathLike | None = None) -> dict[str, ModelSpec]
                 settings.resolve(checked, {}, params)
             except KaggleSaltError as e:
                 raise ValueError(f"model {name}: defaults do not go together: {e}") from None
+            if not isinstance(learns_in, int) or learns_in < 0:
+                raise ValueError(f"model {name}: learns_in must be a number of epochs")
             found[name] = ModelSpec(name, build, description, _source(_plugin),
-                                    dict(params or {}), checked)
+                                    dict(params or {}), checked, learns_in)
 
         try:
             impl.function(register=register)

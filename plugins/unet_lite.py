@@ -82,4 +82,5 @@ def register_models(register):
              input_size=112, input_mode="pad", logits=True, loss="bce+lovasz",
              lovasz="symmetric", lovasz_share=0.4, epochs=40, batch_size=32,
              learning_rate=3e-3, schedule="cosine", snapshots=1, validate_every=5,
-             augment={"crop_scale": 0.1, "brightness": 0.05, "contrast": 0.1})
+             augment={"crop_scale": 0.1, "brightness": 0.05, "contrast": 0.1},
+             learns_in=8)

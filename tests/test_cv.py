@@ -445,3 +445,51 @@ def test_a_missing_sample_submission_is_refused_before_training(synthetic_data, 
     with pytest.raises(KaggleSaltError, match="sample_submission.csv is missing"):
         cv.run_cv(ws, options("early", epochs=1), recorder)
     assert recorder.epochs == 0 and not (tmp_path / "runs").exists()
+
+
+def test_a_budget_too_small_for_the_smallest_plan_is_refused_before_training(synthetic_data,
+                                                                             tmp_path):
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    recorder = Recorder()
+    with pytest.raises(KaggleSaltError, match=r"a budget of 0.001 minutes cannot hold even "
+                                              r"the smallest plan of tiny here \(1 epoch"):
+        cv.run_cv(ws, budget_options("small", minutes=0.001), recorder)
+    assert recorder.epochs == 0 and not (tmp_path / "runs" / "small").exists()
+
+
+def test_a_budget_that_buys_too_few_epochs_to_learn_says_so_and_what_would_help(
+        synthetic_data, tmp_path):
+    plugin = tmp_path / "plugins" / "slow_learner.py"
+    plugin.parent.mkdir()
+    plugin.write_text((Path(EXAMPLES) / "tiny_model.py").read_text().replace(
+        'register("tiny", build, description="two-level U-Net for tests",',
+        'register("tiny", build, description="two-level U-Net for tests", learns_in=30,'))
+    ws = Workspace(synthetic_data, tmp_path / "runs", tmp_path / "subs")
+    recorder = Recorder()
+    cv.run_cv(ws, cv.CVOptions("tiny", 3, "short", str(plugin.parent), {"seed": 3},
+                               minutes=30.0, most_epochs=3), recorder)
+    said = [m for m in recorder.messages if m.startswith("Too few epochs to learn")]
+    assert said == ["Too few epochs to learn: tiny needs about 30 before it finds salt at all "
+                    "(with fewer it scored below a submission of empty masks), and this "
+                    "budget buys 3 here; give about minutes=300, or folds=2"]
+
+
+def test_a_run_below_empty_masks_says_so_on_the_command_line(synthetic_data, tmp_path,
+                                                             monkeypatch):
+    from kagglesalt.competition import metric
+
+    args = ["--data-dir", str(synthetic_data), "--runs-dir", str(tmp_path / "runs"),
+            "--submissions-dir", str(tmp_path / "subs")]
+    monkeypatch.setattr(metric, "empty_score", lambda truth: 0.999)  # no model beats it
+    result = CliRunner().invoke(cli, [*args, "cv", "--model", "tiny", "--plugins-dir",
+                                      EXAMPLES, "--epochs", "2", "--validate-every", "2",
+                                      "--schedule", "cosine", "--snapshots", "1",
+                                      "--name", "weak"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "is not above the 0.9990 that empty masks score on these images" in text
+    assert "nan" not in result.output  # epoch 1 is not validated: nothing said of it
+    made = CliRunner().invoke(cli, [*args, "ensemble", "weak"])
+    assert made.exit_code == 0 and "that empty masks score" in " ".join(made.output.split())
+    assert json.loads((tmp_path / "runs" / "weak" / "scores.json").read_text())["oof"][
+        "empty_score"] == 0.999

@@ -71,3 +71,11 @@ def test_agrees_with_the_reference_on_real_masks_against_perturbed_predictions(r
     pred = shift ^ flips
     pred[::7] = False
     assert metric.score(truth, pred) == pytest.approx(reference_score(truth, pred), abs=1e-9)
+
+
+def test_empty_masks_score_the_share_of_empty_images():
+    truth = np.zeros((4, 101, 101), bool)
+    truth[1, :10, :10] = truth[3, 50:, :] = True
+    assert metric.empty_score(truth) == 0.5
+    assert metric.below_empty(0.5, 0.5) and metric.below_empty(0.51, 0.5) is None
+    assert metric.below_empty(0.1, None) is None

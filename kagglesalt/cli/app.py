@@ -124,6 +124,9 @@ def print_scores(run) -> None:
                       f"best epoch {fold.best_epoch}, {fold.models} model(s))")
     console.print(f"[bold]OOF score {run.oof_score:.4f}[/bold] at threshold "
                   f"{run.threshold:.2f}; run folder {run.path}")
+    warning = run.scores.warning()
+    if warning:
+        warn(warning)
 
 
 def print_ensemble(result) -> None:
@@ -143,6 +146,8 @@ def print_ensemble(result) -> None:
                   + (f"then drop {dropped} (OOF {result.oof_score:.4f})" if dropped else
                      "no post-processing") + f"; {result.chosen}")
     console.print(f"Wrote {result.path}")
+    if result.warning():
+        warn(result.warning())
 
 
 def say_what_a_name_names(ws: Workspace, name: str | None) -> None:

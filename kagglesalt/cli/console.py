@@ -127,13 +127,16 @@ class RichReporter:
     def epoch_end(self, epoch: int, row: dict) -> None:
         fold = row.get("fold", self.current)
         name = self._name(fold, self.total_folds)
-        self.status[fold] = f" | epoch {epoch} val {row['val_score']:.4f}"
+        scored = row.get("val_score") is not None and row["val_score"] == row["val_score"]
+        if scored:  # epochs between validations are not scored: nothing to say, not "nan"
+            self.status[fold] = f" | epoch {epoch} val {row['val_score']:.4f}"
         self.bar.update(self.folds[fold], completed=epoch * self.steps[fold],
                         description=f"{name} loss {row['loss']:.4f}{self.status[fold]}")
+        validation = f"val score {row['val_score']:.4f} @ {row['val_threshold']:.2f} " \
+            if scored else ""
         self._print(escape(
             f"  {name} epoch {epoch:3d} [{row['stage']}] loss {row['loss']:.4f} "
-            f"val score {row['val_score']:.4f} @ {row['val_threshold']:.2f} "
-            f"lr {row['learning_rate']:.2e}"))
+            f"{validation}lr {row['learning_rate']:.2e}"))
 
     def fold_end(self, fold: int, score: float) -> None:
         task = self.folds.pop(fold, None)

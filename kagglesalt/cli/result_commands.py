@@ -131,7 +131,7 @@ def _list_runs(ws: Workspace) -> None:
         try:
             config = run.config
             state = "done" if run.finished else f"{run.folds_done()}/{run.n_folds}"
-            row = [config.model, f"{run.n_folds}×{config.settings.get('epochs', '')}",
+            row = [config.model, f"{run.n_folds}×{_epochs(run, config)}",
                    f"{run.oof_score:.4f}" if run.finished else "", state,
                    config.created[5:16].replace("T", " ")]
         except KaggleSaltError as e:  # a damaged run is marked; the others are listed
@@ -141,6 +141,17 @@ def _list_runs(ws: Workspace) -> None:
     console.print(table)
     for line in damaged:
         console.print(escape(line), soft_wrap=True)
+
+
+def _epochs(run, config) -> str:
+    """The epochs the finished folds ran (a budget re-plans them as it goes, so they may
+    differ from the first plan in config.json), else the plan's."""
+    ran = [summary.epochs_run for k in range(run.n_folds)
+           if (summary := run.fold_summary(k)) is not None]
+    if not ran:
+        return str(config.settings.get("epochs", ""))
+    low, high = min(ran), max(ran)
+    return str(low) if low == high else f"{low}-{high}"
 
 
 @runs_command.command("compare")

@@ -82,6 +82,22 @@ def score(truth: np.ndarray, pred: np.ndarray) -> float:
     return float(image_scores(truth, pred).mean())
 
 
+def empty_score(truth: np.ndarray) -> float:
+    """The score of a submission of empty masks on these images (the share of empty
+    ones): a model below it has not learned to find salt yet."""
+    return score(truth, np.zeros_like(truth, dtype=bool))
+
+
+def below_empty(oof_score: float, empty: float | None) -> str | None:
+    """A warning when an out-of-fold score does not beat empty masks; None otherwise."""
+    if empty is None or oof_score > empty:
+        return None
+    return (f"the OOF score {oof_score:.4f} is not above the {empty:.4f} that empty masks "
+            "score on these images: the models have not learned to find salt yet, and a "
+            "submission of them scores no better than empty masks; train longer (a larger "
+            "time budget, or fewer folds)")
+
+
 @dataclass(frozen=True)
 class ThresholdSearch:
     """The best threshold and the score at every candidate threshold."""

@@ -148,9 +148,11 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
                       log.start_stage(stage.loss, done)]
         if settings.snapshots and number == len(plan.stages) - 1:
             callbacks.append(snapshots)
+        stopper = None
         if not settings.snapshots:
-            callbacks.append(keras.callbacks.EarlyStopping(
-                monitor="val_score", mode="max", patience=settings.patience, min_delta=0.0))
+            stopper = keras.callbacks.EarlyStopping(
+                monitor="val_score", mode="max", patience=settings.patience, min_delta=0.0)
+            callbacks.append(stopper)
         if type(reporter).batch_end is not Reporter.batch_end:
             callbacks.append(BatchProgress(reporter))
         # Under a budget the stage may grow: fit runs until StageEnd says the plan is done.
@@ -160,6 +162,10 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
         model.fit(batches, epochs=within.most_epochs if clock else stage.epochs,
                   initial_epoch=initial if number == first else 0,
                   callbacks=callbacks, verbose=0)
+        if stopper is not None and stopper.stopped_epoch > 0:  # said, not silently short
+            reporter.message(f"fold {fold + 1}/{folds}: {stage.loss} stage stopped early at "
+                             f"epoch {done + stopper.stopped_epoch + 1}: no gain in "
+                             f"{settings.patience} epochs")
         done += plan.stages[number].epochs
     kept = snapshots.weights if settings.snapshots else [best.weights]
     models = [_with_weights(predictor, weights) for weights in kept]

@@ -22,6 +22,7 @@ class ModelSpec:
     source: str
     params: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
+    learns_in: int = 0  # epochs it needs before it finds salt at all (0: not measured)
 
     def default(self, key: str) -> Any:
         """The model's default for training setting `key`, or the declared one."""

@@ -172,13 +172,22 @@ class RunScores:
     curve: dict[str, list[float]]
     postprocess: dict[str, int] = field(default_factory=dict)  # min_component, min_area
     postprocess_score: float | None = None
+    empty_score: float | None = None  # what empty masks score on the same images
+
+    def warning(self) -> str | None:
+        """Said when the OOF score does not beat a submission of empty masks."""
+        from kagglesalt.competition.metric import below_empty
+
+        return below_empty(self.score, self.empty_score)
 
     def to_json(self) -> dict[str, Any]:
         post = dict(self.postprocess)
         if self.postprocess_score is not None:
             post["score"] = self.postprocess_score
-        return {"oof": {"score": self.score, "threshold": self.threshold},
-                "postprocess": post, "curve": self.curve}
+        oof = {"score": self.score, "threshold": self.threshold}
+        if self.empty_score is not None:
+            oof["empty_score"] = self.empty_score
+        return {"oof": oof, "postprocess": post, "curve": self.curve}
 
     @classmethod
     def from_json(cls, values: dict[str, Any]) -> RunScores:
@@ -188,7 +197,8 @@ class RunScores:
                                   "curve": values.get("curve", {}),
                                   "postprocess": {k: int(v) for k, v in post.items()
                                                   if k != "score"},
-                                  "postprocess_score": post.get("score")}))
+                                  "postprocess_score": post.get("score"),
+                                  "empty_score": oof.get("empty_score")}))
 
 
 @dataclass(frozen=True)
