@@ -29,9 +29,9 @@ from kagglesalt.model.backend import Device, device, keras_backend
 from kagglesalt.model.fold import measure_rates, train_fold
 from kagglesalt.model.results import FoldState, UnusableState
 from kagglesalt.model.spec import ModelSpec
-from kagglesalt.progress import Reporter
+from kagglesalt.progress import Reporter, Silent
 from kagglesalt.workspace import Workspace, check_name, locks
-from kagglesalt.workspace.runs import DataRecord, FoldSummary, Run, RunConfig, RunScores
+from kagglesalt.workspace.runs import DataRecord, Run, RunConfig, RunScores
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None,
     Everything is checked before the run folder is written, and a run folder that holds no
     finished fold is started over rather than refused."""
     started = time.perf_counter()
-    reporter = reporter or Reporter()
+    reporter = reporter or Silent()
     spec, chosen = prepare(ws, options)
     name = options.name or f"{options.model}-k{options.folds}-s{chosen.seed}"
     run = Run(Path(ws.runs_dir) / name)
@@ -136,8 +136,9 @@ def _read_and_train(ws: Workspace, options: CVOptions, reporter: Reporter,
                                       options.gpus_per_fold)
     here = device()
     reporter.message(f"Training {options.model} on {here.describe()}")
-    if here.warning():
-        reporter.message(here.warning())
+    unused_gpu = here.warning()
+    if unused_gpu:
+        reporter.message(unused_gpu)
     reporter.message(f"Reading the data set in {ws.data_dir} (decoded once, then cached)")
     train = data.load_train(ws.data_dir)
     test = data.load_test(ws.data_dir)
@@ -214,7 +215,7 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
         if k in finished:
             run.drop_checkpoint(k)  # one a kill left between done.json and its removal
             reporter.message(f"fold {k + 1}/{options.folds} already trained: "
-                             f"score {run.fold_summary(k).score:.4f}")
+                             f"score {run.finished_fold(k).score:.4f}")
             continue
         if k in kept:
             reporter.message(f"fold {k + 1}/{options.folds} is not whole "
@@ -255,7 +256,7 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
                                         budget.finish_seconds(len(train))) / waves, rates,
                                        options.most_epochs)
         distributed.train_folds(cluster, options.model, settings.as_config(chosen),
-                                train.images, train.masks, assignment, test.images, pending,
+                                train.images, train.truth, assignment, test.images, pending,
                                 options.folds, options.plugins_dir, run.write_fold, progress,
                                 within)
     else:
@@ -280,8 +281,8 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
 
             def fit_fold(resume: FoldState | None, k: int = k, valid=valid, within=within,
                          save=save):
-                return train_fold(spec, chosen, train.images[~valid], train.masks[~valid],
-                                  train.images[valid], train.masks[valid], test.images, k,
+                return train_fold(spec, chosen, train.images[~valid], train.truth[~valid],
+                                  train.images[valid], train.truth[valid], test.images, k,
                                   options.folds, progress, within, resume, save)
 
             try:
@@ -289,9 +290,8 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
             except UnusableState as e:  # found before any training: the fold starts over
                 result = fit_fold(_set_aside(run, k, options.folds, e, reporter))
             run.write_fold(result)
-    summaries = [run.fold_summary(k) for k in range(options.folds)]
-    if None not in summaries:
-        _finish(run, train, test, assignment, summaries)
+    if all(run.fold_summary(k) is not None for k in range(options.folds)):
+        _finish(run, train, test, assignment, options.folds)
     progress.finish()
     return run
 
@@ -315,12 +315,13 @@ def _refuse_a_budget_too_small(options: CVOptions, chosen: settings.TrainSetting
 
 
 def _set_aside(run: Run, k: int, folds: int, problem: UnusableState,
-               reporter: Reporter) -> None:
+               reporter: Reporter) -> FoldState | None:
     """A checkpoint that does not load is moved aside, said in one line, and the fold
     starts from its beginning."""
     aside = run.set_aside_checkpoint(k)
     reporter.message(f"fold {k + 1}/{folds}: its checkpoint does not load ({problem}); moved "
                      f"to {aside} and the fold starts over")
+    return None  # the state to resume from: none
 
 
 def _say_plan(reporter: Reporter, options: CVOptions, spec: ModelSpec,
@@ -362,18 +363,17 @@ def _duration(seconds: float) -> str:
 
 
 def _finish(run: Run, train: data.Split, test: data.Split, assignment: np.ndarray,
-            summaries: list[FoldSummary]) -> Run:
-    n_folds = len(summaries)
-    oof = np.zeros(train.masks.shape, np.uint8)
+            n_folds: int) -> Run:
+    oof = np.zeros(train.truth.shape, np.uint8)
     for k in range(n_folds):
         oof[assignment == k] = run.fold_oof(k)
     total = metric.mean_levels([run.fold_test(k) for k in range(n_folds)]) \
         if len(test) else None
-    search = metric.threshold_curve(train.masks, oof)
-    post = postprocess.search(train.masks, metric.binarize(oof, search.threshold))
+    search = metric.threshold_curve(train.truth, oof)
+    post = postprocess.search(train.truth, metric.binarize(oof, search.threshold))
     run.finish(oof, total, RunScores(
         search.score, search.threshold,
         {"thresholds": search.thresholds.round(4).tolist(),
          "scores": search.scores.round(6).tolist()},
-        dataclasses.asdict(post.best), post.score, metric.empty_score(train.masks)))
+        dataclasses.asdict(post.best), post.score, metric.empty_score(train.truth)))
     return run

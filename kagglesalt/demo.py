@@ -22,7 +22,7 @@ from kagglesalt.competition import submission
 from kagglesalt.data import synth
 from kagglesalt.model import budget
 from kagglesalt.model.settings import TrainSettings
-from kagglesalt.progress import Reporter
+from kagglesalt.progress import Forwarding, Reporter, Silent
 from kagglesalt.workspace import Workspace
 
 MODEL = "unet"
@@ -88,22 +88,19 @@ def choose(budget_seconds: float, rates: budget.Rates,
                 estimate(n_train, n_test, MIN_EPOCHS, rates, existing is None))
 
 
-class _DemoBar:
+class _DemoBar(Forwarding):
     """Passes the run's progress on, with the demo's own parts (the data before, the
-    ensemble after) added to the overall bar the run draws. Not a Reporter subclass: its
-    no-op methods would swallow what must reach the inner reporter."""
+    ensemble after) added to the overall bar the run draws."""
 
     def __init__(self, inner: Reporter, before: float, after: float):
-        self.inner, self.before, self.after, self.started = inner, before, after, False
+        super().__init__(inner)
+        self.before, self.after, self.started = before, after, False
 
-    def overall(self, description, total):
+    def overall(self, description: str, total: float) -> None:
         self.inner.overall("demo", total + self.before + self.after)
         if not self.started:
             self.started = True
             self.inner.advance(self.before)
-
-    def __getattr__(self, name):  # everything else goes to the inner reporter
-        return getattr(self.inner, name)
 
 
 @dataclass(frozen=True)
@@ -124,7 +121,7 @@ def run_demo(ws: Workspace, minutes: float, reporter: Reporter | None = None) ->
     from kagglesalt.model.fold import measure_rates
 
     started = time.perf_counter()
-    reporter = reporter or Reporter()
+    reporter = reporter or Silent()
     reporter.message(f"Timing {MODEL} on this machine to fit the demo into {minutes:g} "
                      "minutes")
     rates = measure_rates(plugins.get_model(MODEL), _settings(MIN_EPOCHS))
@@ -159,6 +156,6 @@ def run_demo(ws: Workspace, minutes: float, reporter: Reporter | None = None) ->
     reporter.advance(plan.parts["ensemble"])
     truth = Path(ws.data_dir) / synth.TEST_TRUTH
     score = submission.score_files(made.path, truth)[0] if truth.exists() else None
-    epochs = max(run.fold_summary(k).epochs_run for k in range(FOLDS))
+    epochs = max(run.finished_fold(k).epochs_run for k in range(FOLDS))
     return DemoResult(run.name, made.path, score, replace(plan, epochs=epochs), rates,
                       time.perf_counter() - started, made)

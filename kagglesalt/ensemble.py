@@ -140,8 +140,11 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
                               f"{ws.data_dir / 'sample_submission.csv'}")
 
     oofs = [run.oof() for run in members]
-    if weights == "auto":
-        chosen = fit_weights(train.masks, oofs)
+    if isinstance(weights, str):
+        if weights != "auto":
+            raise KaggleSaltError(f"{option('weights', weights)}: give auto, or one number "
+                                  "per run")
+        chosen = fit_weights(train.truth, oofs)
     else:
         if len(weights) != len(members):
             raise KaggleSaltError(f"{option('weights')} has {len(weights)} values for "
@@ -150,26 +153,32 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
             raise KaggleSaltError(f"{option('weights')} must be non-negative and not all zero")
         chosen = [w / sum(weights) for w in weights]
     oof_levels = metric.combine(oofs, chosen)
-    search = metric.threshold_curve(train.masks, oof_levels)
+    search = metric.threshold_curve(train.truth, oof_levels)
     cut = search.threshold if threshold is None else threshold
     binary = metric.binarize(oof_levels, cut)
-    if post == "auto":
-        found = postprocess.search(train.masks, binary)
+    if isinstance(post, str):  # "auto"
+        found = postprocess.search(train.truth, binary)
         rule, final_score = found.best, found.score
     else:
         rule = post
-        final_score = metric.score(train.masks, rule(binary))
+        final_score = metric.score(train.truth, rule(binary))
     given = [w for w, g in (("threshold", threshold is not None),
                             ("post-processing", post != "auto")) if g]
 
-    tests = [run.test() for run in members]
+    tests: list[np.ndarray] = []
+    for run in members:
+        test = run.test()
+        if test is None:
+            raise KaggleSaltError(f"run {run.name} has no test predictions (its data folder "
+                                  "had no test images): train it on the competition's data")
+        tests.append(test)
     rles: list[str] = []
     for start in range(0, len(test_ids), TEST_CHUNK):
         levels = metric.combine(tests, chosen, slice(start, start + TEST_CHUNK))
         rles += rle.encode(rule(metric.binarize(levels, cut)))
-    member_rows = [Member(r.name, r.oof_score, w)
+    member_rows = [Member(r.name, r.scores.score, w)
                    for r, w in zip(members, chosen, strict=True)]
-    threshold_score = metric.score(train.masks, binary)
+    threshold_score = metric.score(train.truth, binary)
     # The CSV, its record, then its ledger row, which marks the submission made: a CSV
     # without a row (an ensemble cut short) is made again by a rerun of the same name.
     with locks.holding(ws.submissions_dir, "the submissions folder"):
@@ -189,7 +198,7 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
                    oof_score=f"{final_score:.6f}")
     return EnsembleResult(path, member_rows, final_score, cut, threshold_score, rule,
                           f"{' and '.join(given)} given" if given else "all chosen on OOF",
-                          metric.empty_score(train.masks))
+                          metric.empty_score(train.truth))
 
 
 def _default_name(members: Sequence[runs.Run]) -> str:

@@ -7,14 +7,31 @@ workspace plugins folder (`--plugins-dir` or `KAGGLESALT_PLUGINS_DIR`).
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import pluggy
 
 hookspec = pluggy.HookspecMarker("kagglesalt")
 hookimpl = pluggy.HookimplMarker("kagglesalt")
 
 
+class ModelBuilder(Protocol):
+    """Builds a model: `build(input_size=S, **params) -> keras.Model` (typed Any here, so
+    that plugins and this module need not import Keras to be checked)."""
+
+    def __call__(self, input_size: int, **params: Any) -> Any: ...
+
+
+class Register(Protocol):
+    """What `register_models` is given."""
+
+    def __call__(self, name: str, build: ModelBuilder, description: str = "",
+                 params: dict[str, Any] | None = None, learns_in: int = 0,
+                 **defaults: Any) -> None: ...
+
+
 @hookspec
-def register_models(register):
+def register_models(register: Register) -> None:
     """Register segmentation models.
 
     Call `register(name, build, description=..., params={...}, learns_in=E, **defaults)`
@@ -40,6 +57,6 @@ def register_models(register):
 
 
 @hookspec
-def register_commands(cli):
+def register_commands(cli: Any) -> None:
     """Add click commands to the `kagglesalt` group `cli` (call `cli.command()` or
     `cli.add_command(...)`). The return value is ignored."""

@@ -99,8 +99,8 @@ def _api(credentials: Credentials):
     if credentials.token:
         values[api.CONFIG_NAME_TOKEN] = credentials.token
     else:
-        values[api.CONFIG_NAME_USER] = credentials.username
-        values[api.CONFIG_NAME_KEY] = credentials.key
+        values[api.CONFIG_NAME_USER] = credentials.username or ""
+        values[api.CONFIG_NAME_KEY] = credentials.key or ""
     api.config_values = values
     api._authenticated = True
     return api
@@ -140,7 +140,7 @@ def _bounded() -> Iterator[list[str]]:
             kwargs["timeout"] = (min(timeout, 30.0), timeout)
         return original(adapter, request, *args, **kwargs)
 
-    HTTPAdapter.send = send  # type: ignore[method-assign]
+    HTTPAdapter.send = send  # type: ignore[method-assign,assignment]
     try:
         yield sent
     finally:

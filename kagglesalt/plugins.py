@@ -12,7 +12,9 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -53,7 +55,7 @@ def _register_module(name: str, load: Callable[[], Any], source: str) -> None:
         with quiet_native_stderr():  # a plugin importing TensorFlow must not flood the screen
             module = load()
         pm.register(module, name=name)
-        pm.get_plugin(name).__kagglesalt_source__ = source
+        module.__kagglesalt_source__ = source
     except (Exception, SystemExit, KeyboardInterrupt) as e:
         # A broken plugin must not take the CLI down, not even one that calls sys.exit
         # or raises KeyboardInterrupt as it is imported.
@@ -72,7 +74,7 @@ def load_plugins(plugins_dir: str | os.PathLike | None = None) -> pluggy.PluginM
     if not _defaults_loaded:
         _defaults_loaded = True
         for module in DEFAULT_PLUGINS:
-            _register_module(module, lambda m=module: importlib.import_module(m), "built-in")
+            _register_module(module, partial(importlib.import_module, module), "built-in")
         if not os.environ.get("KAGGLESALT_NO_ENTRY_POINTS"):
             for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
                 dist = ep.dist.name if ep.dist else "?"
@@ -83,14 +85,16 @@ def load_plugins(plugins_dir: str | os.PathLike | None = None) -> pluggy.PluginM
         if folder not in _loaded_dirs:
             _loaded_dirs.add(folder)
             for path in sorted(folder.glob("*.py")):
-                _register_module(f"{folder.name}/{path.name}",
-                                 lambda p=path: _import_file(p), f"plugins dir {folder}")
+                _register_module(f"{folder.name}/{path.name}", partial(_import_file, path),
+                                 f"plugins dir {folder}")
     return pm
 
 
-def _import_file(path: Path):
+def _import_file(path: Path) -> ModuleType:
     name = f"kagglesalt_workspace_plugin_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} cannot be imported as a module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -106,7 +110,7 @@ def models(plugins_dir: str | os.PathLike | None = None) -> dict[str, ModelSpec]
     load_plugins(plugins_dir)
     found: dict[str, ModelSpec] = {}
     for impl in pm.hook.register_models.get_hookimpls():
-        plugin_name = pm.get_name(impl.plugin)
+        plugin_name = pm.get_name(impl.plugin) or impl.plugin_name
 
         def register(name: str, build: Callable[..., Any], description: str = "",
                      params: dict[str, Any] | None = None, learns_in: int = 0,
@@ -159,4 +163,4 @@ def register_commands(cli: Any) -> None:
         try:
             impl.function(cli=cli)
         except (Exception, SystemExit, KeyboardInterrupt) as e:
-            _broken[pm.get_name(impl.plugin)] = _reason(e)
+            _broken[pm.get_name(impl.plugin) or impl.plugin_name] = _reason(e)

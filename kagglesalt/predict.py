@@ -95,7 +95,7 @@ def ensemble_masks(ws, record_path: Path, images: np.ndarray,
     from kagglesalt.competition.postprocess import PostProcess
     from kagglesalt.workspace import runs, submissions
 
-    record = submissions.read_ensemble(record_path)
+    record = submissions.require_ensemble(record_path)
     members = [runs.open_run(ws.runs_dir, name) for name in record.weights]
     levels = metric.combine([run_levels(run, images, load_models(run, plugins_dir))
                              for run in members], list(record.weights.values()))
@@ -127,7 +127,7 @@ def predict_files(ws, name: str, paths: Sequence[str | os.PathLike], png_dir: Pa
     files = image_files(paths)
     images = np.stack([data.read_image(f) for f in files])
     ids = [f.stem for f in files]
-    if ensemble:
+    if run is None:
         _, masks = ensemble_masks(ws, record, images, plugins_dir)
     else:
         _, masks = predict_masks(run, images, load_models(run, plugins_dir))

@@ -58,13 +58,13 @@ def _run_subject(run: runs.Run) -> Subject:
     record = run.scores
     scores = {"oof": {"score": record.score, "threshold": record.threshold},
               "curve": record.curve,
-              "folds": [dataclasses.asdict(run.fold_summary(k)) for k in range(run.n_folds)]}
+              "folds": [dataclasses.asdict(run.finished_fold(k)) for k in range(run.n_folds)]}
     return Subject(f"run {run.name}", run.path / "report.html", run.config.to_json(), scores,
                    np.asarray(run.oof()), run.threshold, [], [run], run.postprocess())
 
 
 def _ensemble_subject(ws: Workspace, record_path: Path) -> Subject:
-    record = submissions.read_ensemble(record_path)
+    record = submissions.require_ensemble(record_path)
     members = [runs.open_run(ws.runs_dir, name) for name in record.weights]
     oof = metric.combine([r.oof() for r in members], list(record.weights.values()))
     config = {"ensemble": record.submission, "postprocess": record.postprocess,
@@ -93,6 +93,7 @@ def subject_for(ws: Workspace, name: str | None) -> Subject:
     if newest_ensemble and (newest_run is None or newest_ensemble.stat().st_mtime >
                             (newest_run.path / "scores.json").stat().st_mtime):
         return _ensemble_subject(ws, newest_ensemble)
+    assert newest_run is not None
     return _run_subject(newest_run)
 
 
@@ -106,8 +107,8 @@ def build(ws: Workspace, name: str | None = None) -> Path:
     subject.runs[0].check_data(train, ws.data_dir)
     raw = metric.binarize(subject.oof, subject.threshold)  # what the model says
     pred = subject.postprocess(raw)  # what a submission holds
-    per_image = metric.image_scores(train.masks, pred)
-    raw_per_image = metric.image_scores(train.masks, raw)
+    per_image = metric.image_scores(train.truth, pred)
+    raw_per_image = metric.image_scores(train.truth, raw)
     post = subject.postprocess
     rule = " and ".join(f"{what} under {size} px" for what, size in (
         ("components", post.min_component), ("masks", post.min_area)) if size)
@@ -121,7 +122,7 @@ def build(ws: Workspace, name: str | None = None) -> Path:
         _section("Configuration", _config_table(subject.config)),
         _section("Scores", _scores_table(subject)),
         _learning_curves(subject),
-        _section("Threshold", _img(_threshold_plot(subject, train.masks))),
+        _section("Threshold", _img(_threshold_plot(subject, train.truth))),
         _section("Where it fails", _failure_tables(train, raw, pred, raw_per_image, per_image,
                                                    bool(rule)) +
                  _img(_breakdown_plot(train, per_image)) +
@@ -236,7 +237,7 @@ def _failure_tables(train: data.Split, raw: np.ndarray, pred: np.ndarray,
     """The failures of the model's masks and, beside them, of the post-processed ones: an
     image emptied by the post-processing is not a failure of the model."""
     n = len(train)
-    truth_empty = ~train.masks.reshape(n, -1).any(axis=1)
+    truth_empty = ~train.truth.reshape(n, -1).any(axis=1)
 
     def counts(masks: np.ndarray, scores: np.ndarray) -> list[int]:
         empty = ~masks.reshape(n, -1).any(axis=1)
@@ -291,10 +292,10 @@ def _gallery(train: data.Split, oof: np.ndarray, pred: np.ndarray, per_image: np
              worst: bool) -> str:
     import matplotlib.pyplot as plt
 
-    errors = (train.masks != pred).reshape(len(train), -1).sum(axis=1)
+    errors = (train.truth != pred).reshape(len(train), -1).sum(axis=1)
     order = np.lexsort((-errors, per_image)) if worst else np.lexsort((errors, -per_image))
     if not worst:  # an empty image scores 1.0 by predicting nothing: not worth showing
-        salty = train.masks.reshape(len(train), -1).any(axis=1)
+        salty = np.asarray(train.truth.reshape(len(train), -1).any(axis=1))
         order = order[salty[order]]
     chosen = order[:GALLERY]
     cols = 6
@@ -305,9 +306,9 @@ def _gallery(train: data.Split, oof: np.ndarray, pred: np.ndarray, per_image: np
     for ax, i in zip(axes.ravel(), chosen, strict=False):
         rgb = np.repeat(train.images[i][..., None], 3, axis=2).astype(np.float32) / 255
         overlay = rgb.copy()
-        overlay[pred[i] & ~train.masks[i]] = [1.0, 0.2, 0.2]  # false salt: red
-        overlay[~pred[i] & train.masks[i]] = [0.2, 0.4, 1.0]  # missed salt: blue
-        overlay[pred[i] & train.masks[i]] = [0.2, 0.9, 0.3]  # found salt: green
+        overlay[pred[i] & ~train.truth[i]] = [1.0, 0.2, 0.2]  # false salt: red
+        overlay[~pred[i] & train.truth[i]] = [0.2, 0.4, 1.0]  # missed salt: blue
+        overlay[pred[i] & train.truth[i]] = [0.2, 0.9, 0.3]  # found salt: green
         ax.imshow(0.55 * rgb + 0.45 * overlay)
         ax.set_title(f"{train.ids[i]}\nscore {per_image[i]:.2f}, p̄ {oof[i].mean() / 255:.2f}",
                      fontsize=7)

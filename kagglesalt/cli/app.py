@@ -119,7 +119,7 @@ def import_cv():
 def print_scores(run) -> None:
     """Each fold's score and the OOF score of a finished run."""
     for k in range(run.n_folds):
-        fold = run.fold_summary(k)
+        fold = run.finished_fold(k)
         console.print(f"fold {k + 1}: {fold.score:.4f} (threshold {fold.threshold:.2f}, "
                       f"best epoch {fold.best_epoch}, {fold.models} model(s))")
     console.print(f"[bold]OOF score {run.oof_score:.4f}[/bold] at threshold "

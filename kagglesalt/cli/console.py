@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -13,6 +12,7 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -20,6 +20,7 @@ from rich.progress import (
 )
 
 from kagglesalt.cli.flags import for_command_line
+from kagglesalt.progress import Reporter
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -42,11 +43,11 @@ def downloading(description: str) -> Iterator[Callable[[int, int | None], None]]
     """A byte progress bar that appears with the first bytes, so nothing flashes on the
     screen before an error such as missing credentials."""
     bar: Progress | None = None
-    task = None
+    task: TaskID | None = None
 
     def update(done: int, total: int | None) -> None:
         nonlocal bar, task
-        if bar is None:
+        if bar is None or task is None:
             bar = download_bar()
             bar.start()
             task = bar.add_task(description, total=total)
@@ -71,15 +72,17 @@ def counting(description: str) -> Iterator[Callable[[int, int], None]]:
         yield update
 
 
-class RichReporter:
+class RichReporter(Reporter):
     """Shows training progress: a bar per running fold (epoch, loss, validation score, ETA;
     several at once when folds train in parallel) under an optional overall bar, and a line
     per epoch."""
 
+    wants_batches = True  # each fold's bar moves with its batches
+
     def __init__(self) -> None:
         self.bar: Progress | None = None
-        self.overall_task = None
-        self.folds: dict[int, Any] = {}  # fold -> its task
+        self.overall_task: TaskID | None = None
+        self.folds: dict[int, TaskID] = {}  # fold -> its task
         self.steps: dict[int, int] = {}
         self.status: dict[int, str] = {}
         self.current = 0  # the fold whose batches arrive (local training)
@@ -98,11 +101,12 @@ class RichReporter:
         if self.overall_task is None:
             self.overall_task = self._progress().add_task(escape(description), total=total)
         else:
-            self.bar.update(self.overall_task, total=total, description=escape(description))
+            self._progress().update(self.overall_task, total=total,
+                                    description=escape(description))
 
     def advance(self, units: float) -> None:
         if self.overall_task is not None:
-            self.bar.update(self.overall_task, advance=units)
+            self._progress().update(self.overall_task, advance=units)
 
     @staticmethod
     def _name(fold: int, folds: int) -> str:
@@ -116,13 +120,13 @@ class RichReporter:
 
     def fold_epochs(self, fold: int, epochs: int, steps: int) -> None:
         if fold in self.folds:
-            self.bar.update(self.folds[fold], total=epochs * steps)
+            self._progress().update(self.folds[fold], total=epochs * steps)
 
     def batch_end(self, loss: float) -> None:
         fold = self.current
         name = self._name(fold, self.total_folds)
-        self.bar.update(self.folds[fold], advance=1,
-                        description=f"{name} loss {loss:.4f}{self.status[fold]}")
+        self._progress().update(self.folds[fold], advance=1,
+                                description=f"{name} loss {loss:.4f}{self.status[fold]}")
 
     def epoch_end(self, epoch: int, row: dict) -> None:
         fold = row.get("fold", self.current)
@@ -130,8 +134,8 @@ class RichReporter:
         scored = row.get("val_score") is not None and row["val_score"] == row["val_score"]
         if scored:  # epochs between validations are not scored: nothing to say, not "nan"
             self.status[fold] = f" | epoch {epoch} val {row['val_score']:.4f}"
-        self.bar.update(self.folds[fold], completed=epoch * self.steps[fold],
-                        description=f"{name} loss {row['loss']:.4f}{self.status[fold]}")
+        self._progress().update(self.folds[fold], completed=epoch * self.steps[fold],
+                                description=f"{name} loss {row['loss']:.4f}{self.status[fold]}")
         validation = f"val score {row['val_score']:.4f} @ {row['val_threshold']:.2f} " \
             if scored else ""
         self._print(escape(
@@ -141,7 +145,7 @@ class RichReporter:
     def fold_end(self, fold: int, score: float) -> None:
         task = self.folds.pop(fold, None)
         if task is not None:
-            self.bar.remove_task(task)
+            self._progress().remove_task(task)
         self._print(f"[bold]{escape(self._name(fold, self.total_folds))}[/bold]: "
                     f"out-of-fold score {score:.4f}")
 

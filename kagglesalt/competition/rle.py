@@ -7,6 +7,7 @@ malformed string is refused with the reason instead of producing a wrong mask.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,8 +20,9 @@ class RLEError(KaggleSaltError, ValueError):
     """A run-length string that is not a valid Kaggle mask encoding."""
 
 
-def encode(masks: np.ndarray) -> list[str]:
-    """Encode a stack of masks (N, H, W), or one mask (H, W), as Kaggle RLE strings."""
+def encode(masks: np.ndarray) -> Any:
+    """Encode a stack of masks (N, H, W) as a list of Kaggle RLE strings, or one mask (H, W)
+    as one string (typed Any: its kind follows the array's dimensions)."""
     masks = np.asarray(masks)
     single = masks.ndim == 2
     if single:

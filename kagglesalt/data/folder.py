@@ -58,11 +58,16 @@ class Split:
         return len(self.ids)
 
     @property
-    def coverage(self) -> np.ndarray:
-        """Fraction of salt pixels per image."""
+    def truth(self) -> np.ndarray:
+        """The masks of a split that has them (the training split)."""
         if self.masks is None:
             raise ValueError("this split has no masks")
-        return self.masks.reshape(len(self), -1).mean(axis=1)
+        return self.masks
+
+    @property
+    def coverage(self) -> np.ndarray:
+        """Fraction of salt pixels per image."""
+        return self.truth.reshape(len(self), -1).mean(axis=1)
 
     @property
     def has_depths(self) -> bool:

@@ -42,8 +42,8 @@ class Augment:
                 images[i], masks[i] = _crop_rescale(images[i], masks[i], self.crop_scale, rng)
         if self.shift > 0:
             most = int(round(self.shift * images.shape[1]))
-            for i, (dy, dx) in enumerate(rng.integers(-most, most + 1, (n, 2))):
-                images[i], masks[i] = _shifted(images[i], dy, dx), _shifted(masks[i], dy, dx)
+            for k, (dy, dx) in enumerate(rng.integers(-most, most + 1, (n, 2)).tolist()):
+                images[k], masks[k] = _shifted(images[k], dy, dx), _shifted(masks[k], dy, dx)
         if self.brightness > 0 or self.contrast > 0:
             mean = images.mean(axis=(1, 2), keepdims=True)
             gain = 1 + rng.uniform(-self.contrast, self.contrast, (n, 1, 1))

@@ -21,7 +21,7 @@ from typing import Any
 
 from kagglesalt.model import schedule
 from kagglesalt.model.settings import TrainSettings
-from kagglesalt.progress import Reporter
+from kagglesalt.progress import Forwarding, Reporter
 
 MAX_EPOCHS = 400  # per fold, however fast the machine
 HOURS_WORTH_SAYING = 2.0  # a run planned to take longer than this says so before training
@@ -230,14 +230,15 @@ class FoldClock:
         return plan(low)
 
 
-class RunProgress(Reporter):
+class RunProgress(Forwarding):
     """Passes training progress on, and moves the run's overall bar by the estimated
     seconds of each finished piece of work (compiling, batches, scoring, the closing
     predictions), so its ETA covers the whole run; a re-planned fold changes the total."""
 
     def __init__(self, inner: Reporter, settings: TrainSettings, work: Workload,
                  rates: Rates, folds: int, n_train: int, description: str = "run"):
-        self.inner, self.s, self.work, self.rates = inner, settings, work, rates
+        super().__init__(inner)
+        self.s, self.work, self.rates = settings, work, rates
         self.planned = {k: settings.epochs for k in range(folds)}
         self.n_train, self.description = n_train, description
         self.batch_seconds = min(settings.batch_size, work.fit) / min(rates.train.values())
@@ -291,12 +292,6 @@ class RunProgress(Reporter):
         self._advance(final_seconds(self.s, schedule.stage_plan(
             self.s, self.planned.get(fold, self.s.epochs)), self.work, self.rates))
         self.inner.fold_end(fold, score)
-
-    def message(self, text):
-        self.inner.message(text)
-
-    def overall(self, description, total):
-        self.inner.overall(description, total)
 
     def advance(self, units):
         self._advance(units)

@@ -8,6 +8,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -80,7 +81,8 @@ class KeepBest(keras.callbacks.Callback):
 
     def __init__(self):
         super().__init__()
-        self.best, self.weights = -math.inf, None
+        self.best = -math.inf
+        self.weights: list[np.ndarray] | None = None
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         if logs.get("val_score", -math.inf) > self.best:
@@ -93,7 +95,8 @@ class Snapshots(keras.callbacks.Callback):
 
     def __init__(self, plan: Plan):
         super().__init__()
-        self.plan, self.weights = plan, []
+        self.plan = plan
+        self.weights: list[list[np.ndarray]] = []
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         if epoch + 1 in self.plan.stages[-1].cycle_ends():
@@ -182,7 +185,8 @@ class EpochLog(keras.callbacks.Callback):
 
     def __init__(self, reporter: Reporter):
         super().__init__()
-        self.reporter, self.rows, self.stage, self.offset = reporter, [], "", 0
+        self.reporter, self.stage, self.offset = reporter, "", 0
+        self.rows: list[dict[str, Any]] = []
 
     def start_stage(self, stage: str, offset: int) -> EpochLog:
         self.stage, self.offset = stage, offset

@@ -43,7 +43,7 @@ from kagglesalt.model.results import FoldResult, FoldState, UnusableState
 from kagglesalt.model.schedule import Stage, stage_plan
 from kagglesalt.model.settings import TrainSettings
 from kagglesalt.model.spec import ModelSpec
-from kagglesalt.progress import Reporter
+from kagglesalt.progress import Reporter, Silent
 
 
 def build_models(spec: ModelSpec, settings: TrainSettings) -> tuple[keras.Model, keras.Model]:
@@ -110,7 +110,7 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
     handed over after an epoch (every `save_every` seconds at most), and a fold given that
     state back as `resume` goes on from it instead of starting over."""
     started = time.perf_counter() - (resume.seconds if resume else 0.0)
-    reporter = reporter or Reporter()
+    reporter = reporter or Silent()
     enable_compilation_cache()
     keras.utils.set_random_seed(settings.seed + fold)
     model, predictor = build_models(spec, settings)
@@ -140,7 +140,7 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
             model.set_weights(best.weights)  # a later stage starts from the best so far
         model.compile(optimizer=keras.optimizers.Adam(stage.learning_rate),
                       **training_loss(stage, settings, outputs))
-        if resumed:  # the optimizer's moments and step count, as they were
+        if resume is not None and resumed:  # the optimizer's moments and step count
             model.optimizer.build(model.trainable_variables)
             _restore_optimizer(model.optimizer, resume.optimizer)
         callbacks = [pacer.start_stage(number)] if pacer else []
@@ -153,13 +153,13 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
             stopper = keras.callbacks.EarlyStopping(
                 monitor="val_score", mode="max", patience=settings.patience, min_delta=0.0)
             callbacks.append(stopper)
-        if type(reporter).batch_end is not Reporter.batch_end:
+        if reporter.wants_batches:
             callbacks.append(BatchProgress(reporter))
         # Under a budget the stage may grow: fit runs until StageEnd says the plan is done.
         callbacks.append(end.start_stage(number))
         if keeper:
             callbacks.append(keeper.start_stage(number, done))
-        model.fit(batches, epochs=within.most_epochs if clock else stage.epochs,
+        model.fit(batches, epochs=within.most_epochs if within else stage.epochs,
                   initial_epoch=initial if number == first else 0,
                   callbacks=callbacks, verbose=0)
         if stopper is not None and stopper.stopped_epoch > 0:  # said, not silently short
@@ -167,7 +167,8 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
                              f"epoch {done + stopper.stopped_epoch + 1}: no gain in "
                              f"{settings.patience} epochs")
         done += plan.stages[number].epochs
-    kept = snapshots.weights if settings.snapshots else [best.weights]
+    # Without snapshots every epoch is scored, so a best exists; the last weights otherwise.
+    kept = snapshots.weights if settings.snapshots else [best.weights or model.get_weights()]
     models = [_with_weights(predictor, weights) for weights in kept]
     oof, test = _predict(models, settings, val_images, test_images)
     inference.release([predictor, *models])

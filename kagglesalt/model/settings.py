@@ -94,7 +94,8 @@ def flag(f: dataclasses.Field) -> str | None:
 def default(name: str) -> Any:
     """The declared default of setting `name`."""
     f = FIELDS[name]
-    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+    factory: Any = f.default_factory  # a field without a default has a factory
+    return factory() if f.default is dataclasses.MISSING else f.default
 
 
 def check(name: str, value: Any) -> Any:
@@ -102,7 +103,7 @@ def check(name: str, value: Any) -> Any:
     if name not in FIELDS:
         raise ValueError(f"no setting '{name}': the settings are {', '.join(FIELDS)}")
     f, meta = FIELDS[name], FIELDS[name].metadata
-    kind = f.type
+    kind: Any = f.type  # the class itself: this module's annotations are not strings
     if kind is dict:
         if not isinstance(value, dict):
             raise ValueError(f"{name} must be a mapping of names to values, not {value!r}")

@@ -21,6 +21,7 @@ import shutil
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -181,10 +182,10 @@ class RunScores:
         return below_empty(self.score, self.empty_score)
 
     def to_json(self) -> dict[str, Any]:
-        post = dict(self.postprocess)
+        post: dict[str, float] = dict(self.postprocess)
         if self.postprocess_score is not None:
             post["score"] = self.postprocess_score
-        oof = {"score": self.score, "threshold": self.threshold}
+        oof: dict[str, float] = {"score": self.score, "threshold": self.threshold}
         if self.empty_score is not None:
             oof["empty_score"] = self.empty_score
         return {"oof": oof, "postprocess": post, "curve": self.curve}
@@ -349,11 +350,19 @@ class Run:
             raise KaggleSaltError(f"{path} is damaged: rerun the run's `kagglesalt cv` "
                                   "command to train the fold again") from None
 
+    def finished_fold(self, k: int) -> FoldSummary:
+        """The summary of fold k, which must be finished."""
+        summary = self.fold_summary(k)
+        if summary is None:
+            raise KaggleSaltError(f"fold {k + 1} of run {self.name} is not finished: rerun "
+                                  "its `kagglesalt cv` command to finish it")
+        return summary
+
     def fold_problem(self, k: int) -> str | None:
         """What is wrong with the files of finished fold k, in words; None when every file
         its done.json counts is there and whole (the model files, the arrays' shapes)."""
         try:
-            summary = self.fold_summary(k)
+            summary = self.finished_fold(k)
         except KaggleSaltError as e:
             return str(e).split(":")[0]
         models = self.fold_models(k)
@@ -390,7 +399,7 @@ class Run:
         """Each trained fold's validation history, fold by fold."""
         paths = sorted(self.path.glob("fold_*/history.csv"),
                        key=lambda p: int(p.parent.name.split("_")[1]))
-        return [_read_table(p, lambda p=p: pd.read_csv(p), ["epoch"]) for p in paths]
+        return [_read_table(p, partial(pd.read_csv, p), ["epoch"]) for p in paths]
 
     # Writing (kagglesalt cv)
 
@@ -424,7 +433,7 @@ class Run:
         `key` (what it was trained with), replacing the last one whole."""
         self.fold_dir(k).mkdir(parents=True, exist_ok=True)
         with atomic_open(self.fold_dir(k) / CHECKPOINT, "wb") as f:
-            np.savez(f, key=np.array(key), **arrays)
+            np.savez(f, **{"key": np.array(key), **arrays})  # type: ignore[arg-type]
 
     def fold_state(self, k: int, key: str) -> FoldState | None:
         """The kept state of unfinished fold k if it was trained with `key`; None if there

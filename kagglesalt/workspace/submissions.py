@@ -151,6 +151,15 @@ def read_ensemble(csv_path: str | os.PathLike) -> EnsembleRecord | None:
                               "submission again with `kagglesalt ensemble`") from None
 
 
+def require_ensemble(csv_path: str | os.PathLike) -> EnsembleRecord:
+    """The record of an ensemble submission that must have one."""
+    record = read_ensemble(csv_path)
+    if record is None:
+        raise KaggleSaltError(f"{Path(csv_path).with_suffix('.json')} is missing: make the "
+                              "submission again with `kagglesalt ensemble`")
+    return record
+
+
 def ensemble_records(submissions_dir: str | os.PathLike) -> list[Path]:
     """The .json records of ensemble submissions, oldest first."""
     folder = Path(submissions_dir)
