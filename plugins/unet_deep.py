@@ -11,7 +11,7 @@ has any. An image the head calls empty gets no salt anywhere, and the pixel map 
 has to learn that 39% of the images are empty on its own.
 
 Its defaults are the training recipe for one GPU, sized by the review of #14 (to be
-confirmed there): 160 epochs at batch 128 and 2e-3, bfloat16 compute on a GPU; BCE + Dice
+confirmed there): 160 epochs at batch 128 and 2e-3, 16-bit compute on a GPU; BCE + Dice
 for 15% of the epochs, then the symmetric Lovász hinge for 85% as two cosine cycles whose
 end points are averaged as snapshots; dropout 0.2; crop, shift (up to 13 pixels, as the 4th
 place moved the image inside its pad), brightness and contrast augmentation; reflect-padding

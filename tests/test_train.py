@@ -168,14 +168,45 @@ def test_mixed_precision_builds_bfloat16_layers_and_leaves_the_global_policy_alo
     assert np.isfinite(out).all()
 
 
-def test_auto_precision_is_mixed_bfloat16_on_a_gpu_and_float32_on_a_cpu(monkeypatch):
+@pytest.mark.parametrize("capabilities, precision", [
+    ([], "float32"),  # a CPU
+    ([(9, 0)], "mixed_bfloat16"),  # H100, H200
+    ([(8, 0), (8, 6)], "mixed_bfloat16"),  # A100, A10
+    ([(7, 5), (7, 5)], "mixed_float16"),  # Kaggle's two T4s: no bfloat16
+    ([(7, 0)], "mixed_float16"), ([(6, 0)], "mixed_float16"), ([(6, 1)], "mixed_float16"),
+    ([(8, 0), (7, 5)], "mixed_float16"),  # the oldest decides
+])
+def test_auto_precision_follows_the_gpus_compute_capability(capabilities, precision):
     from kagglesalt.model import backend
 
-    monkeypatch.setattr(backend, "_backend_gpus", lambda name: [])
-    assert backend.dtype_policy("auto") == "float32"
-    monkeypatch.setattr(backend, "_backend_gpus", lambda name: ["NVIDIA H100 80GB HBM3"])
-    assert backend.dtype_policy("auto") == "mixed_bfloat16"
+    assert backend.auto_precision(capabilities) == precision
+
+
+def test_auto_precision_asks_the_backends_gpus_and_a_given_one_is_kept(monkeypatch):
+    from kagglesalt.model import backend
+
+    monkeypatch.setattr(backend, "_backend_capabilities", lambda name: [(7, 5)])
+    assert backend.dtype_policy("auto") == "mixed_float16"
     assert backend.dtype_policy("float32") == "float32"
+    monkeypatch.undo()
+    assert backend.dtype_policy("auto") == "float32"  # this machine: no GPU
+
+
+def test_mixed_float16_trains_with_a_scaled_loss():
+    import keras
+
+    from kagglesalt.model.fold import build_models, training_loss
+    from kagglesalt.model.schedule import stage_plan
+
+    spec = plugins.get_model("tiny_head", EXAMPLES)
+    settings = spec.training_settings({"precision": "mixed_float16"})
+    model, _ = build_models(spec, settings)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  **training_loss(stage_plan(settings)[0], settings, 2))
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    x = np.random.default_rng(0).random((4, 32, 32, 1)).astype(np.float32)
+    loss = model.train_on_batch(x, (x > 0.5, np.ones((4, 1), np.float32)))
+    assert np.isfinite(loss).all()
 
 
 def test_a_fold_given_too_little_time_trains_the_least_its_recipe_allows(small):

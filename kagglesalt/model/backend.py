@@ -187,13 +187,48 @@ def machine_gpus() -> list[str]:
     return found
 
 
+def _backend_capabilities(backend: str) -> list[tuple[int, int]]:
+    """The CUDA compute capability (major, minor) of each GPU the Keras backend trains on."""
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return [tuple(tf.config.experimental.get_device_details(d)["compute_capability"])
+                    for d in tf.config.list_physical_devices("GPU")]
+        if backend == "jax":
+            import jax
+
+            return [tuple(int(part) for part in str(d.compute_capability).split(".")[:2])
+                    for d in jax.devices() if d.platform == "gpu"]
+        if backend == "torch":
+            import torch
+
+            return [tuple(torch.cuda.get_device_capability(i))
+                    for i in range(torch.cuda.device_count())]
+    except Exception:  # no GPU support, or a GPU that does not say: as if it had none
+        return []
+    return []
+
+
+BFLOAT16_FROM = (8, 0)  # Ampere: the T4, V100, P100 and 1080 Ti before it have no bfloat16
+
+
+def auto_precision(capabilities: list[tuple[int, int]]) -> str:
+    """What precision "auto" means on GPUs of these compute capabilities: mixed bfloat16
+    from 8.0 (about twice float32's speed there), mixed float16 below it (Keras scales the
+    loss so small gradients survive), float32 on a CPU (no GPU), where 16-bit compute
+    gains little and some kernels are slower."""
+    if not capabilities:
+        return "float32"
+    return "mixed_bfloat16" if min(capabilities) >= BFLOAT16_FROM else "mixed_float16"
+
+
 def dtype_policy(precision: str) -> str:
-    """The Keras dtype policy of a `precision` setting: "auto" is mixed bfloat16 where the
-    backend trains on a GPU (about twice the speed there) and float32 on a CPU, where
-    bfloat16 gains little and some kernels are slower."""
+    """The Keras dtype policy of a `precision` setting ("auto": `auto_precision` of the
+    GPUs the backend trains on)."""
     if precision != "auto":
         return precision
-    return "mixed_bfloat16" if _backend_gpus(keras_backend()) else "float32"
+    return auto_precision(_backend_capabilities(keras_backend()))
 
 
 @dataclass(frozen=True)
@@ -206,11 +241,13 @@ class Device:
     backend: str
     keras: str
     unused_gpu: str | None = None  # a GPU this machine has that the backend cannot use
+    auto_precision: str = "float32"  # what precision "auto" is on this device
 
     def describe(self) -> str:
         where = (f"GPU {self.name}" + (f" (x{self.count})" if self.count > 1 else "")
                  if self.kind == "GPU" else f"CPU {self.name} ({self.count} cores)")
-        return f"{where}, Keras {self.keras} on {self.backend}"
+        precision = f", precision auto: {self.auto_precision}" if self.kind == "GPU" else ""
+        return f"{where}, Keras {self.keras} on {self.backend}{precision}"
 
     def warning(self) -> str | None:
         if not self.unused_gpu:
@@ -227,7 +264,8 @@ def device() -> Device:
     backend = keras.backend.backend()
     gpus = _backend_gpus(backend)
     if gpus:
-        return Device("GPU", gpus[0], len(gpus), backend, keras.__version__)
+        return Device("GPU", gpus[0], len(gpus), backend, keras.__version__,
+                      auto_precision=auto_precision(_backend_capabilities(backend)))
     present = machine_gpus()
     return Device("CPU", _cpu_name(), os.cpu_count() or 1, backend, keras.__version__,
                   present[0] if present else None)

@@ -22,7 +22,7 @@ LOSSES = tuple(LOSS_STAGES)
 LOVASZ = ("relu", "elu", "symmetric")
 INPUT_MODES = ("resize", "pad")
 SCHEDULES = ("plateau", "cosine")
-PRECISIONS = ("float32", "mixed_bfloat16", "auto")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 _KIND_NAMES = {int: "an integer", float: "a number", str: "text"}
 
 
@@ -71,8 +71,10 @@ class TrainSettings:
     has_salt_weight: float = setting(0.5, "weight of the 'has salt' BCE for models with an "
                                      "image-level second output", minimum=0.0)
     precision: str = setting("float32", "float32, mixed_bfloat16 (bfloat16 compute, float32 "
-                             "weights), or auto: mixed_bfloat16 where the backend trains on a "
-                             "GPU, float32 on a CPU", choices=PRECISIONS)
+                             "weights), mixed_float16 (float16 compute, the loss scaled), or "
+                             "auto: mixed_bfloat16 on a GPU of compute capability 8.0 or "
+                             "more, mixed_float16 on an older one (T4, V100, P100), float32 "
+                             "on a CPU", choices=PRECISIONS)
     seed: int = setting(42, "seed of folds, initial weights, order and augmentation")
     augment: dict = setting({}, "augmentation, e.g. crop_scale=0.2 shift=0.13 "
                             "brightness=0.1 contrast=0.2 (fractions; horizontal flips are "
