@@ -198,8 +198,12 @@ def _backend_capabilities(backend: str) -> list[tuple[int, int]]:
         if backend == "jax":
             import jax
 
-            return [tuple(int(part) for part in str(d.compute_capability).split(".")[:2])
-                    for d in jax.devices() if d.platform == "gpu"]
+            found = []
+            for d in jax.devices():
+                if d.platform == "gpu":
+                    major, _, minor = str(d.compute_capability).partition(".")
+                    found.append((int(major), int(minor or 0)))
+            return found
         if backend == "torch":
             import torch
 
