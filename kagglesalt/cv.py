@@ -30,7 +30,7 @@ from kagglesalt.model.fold import measure_rates, train_fold
 from kagglesalt.model.results import FoldState, UnusableState
 from kagglesalt.model.spec import ModelSpec
 from kagglesalt.progress import Reporter, Silent
-from kagglesalt.workspace import Workspace, check_name, locks
+from kagglesalt.workspace import Workspace, check_name, locks, pseudo
 from kagglesalt.workspace.runs import DataRecord, Run, RunConfig, RunScores
 
 
@@ -54,6 +54,10 @@ class CVOptions:
     # Train only these folds now (None: every unfinished one); the run is finished by the
     # call that trains its last fold.
     folds_to_train: tuple[int, ...] | None = None
+    # A finished run or ensemble whose confident test predictions train every fold as
+    # extra images (`workspace.pseudo`); never scored.
+    pseudo: str | None = None
+    pseudo_confidence: float = 0.97
 
 
 def no_data_message(data_dir: str | Path) -> Message:
@@ -146,14 +150,22 @@ def _read_and_train(ws: Workspace, options: CVOptions, reporter: Reporter,
         reporter.message(f"No depths.csv in {ws.data_dir}: depths are unknown, so reports "
                          "leave their depth panel empty")
     assignment = folds.assign_folds(train.coverage, options.folds, chosen.seed)
+    labels = None
+    if options.pseudo is not None:
+        labels = pseudo.select(ws, options.pseudo, options.pseudo_confidence, list(test.ids),
+                               test.images, train.fingerprint(), run.name)
+        reporter.message(f"Pseudo-labels: {len(labels.images)} of {labels.of} test images "
+                         f"from {labels.source} (at least {labels.confidence:.0%} of their "
+                         "pixels sure) train every fold; every score stays on the real "
+                         "labels")
     return _train(ws, options, reporter, rates, started, spec, chosen, cluster, here, train,
-                  test, assignment, run)
+                  test, assignment, run, labels)
 
 
 def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.Rates | None,
            started: float, spec: ModelSpec, chosen: settings.TrainSettings, cluster,
            here: Device, train: data.Split, test: data.Split, assignment: np.ndarray,
-           run: Run) -> Run:
+           run: Run, labels: pseudo.PseudoLabels | None = None) -> Run:
     """The part of `run_cv` that writes the run folder, under its lock."""
     name = run.name
     done = [k for k in range(options.folds) if (run.fold_dir(k) / "done.json").exists()]
@@ -164,7 +176,9 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
     kept = [k for k in done if k not in finished and options.folds_to_train is not None
             and k not in options.folds_to_train]
     resuming = (run.path / "config.json").exists() and bool(finished or kept)
-    work = budget.Workload.of_folds(len(train), len(test), options.folds)
+    extra = (labels.images, labels.masks) if labels is not None else None
+    work = budget.Workload.of_folds(len(train), len(test), options.folds,
+                                    len(labels.images) if labels is not None else 0)
     # A budget run cut short keeps its plan, so that its folds' checkpoints still fit it.
     planned = run.config.budget if resuming or (
         (run.path / "config.json").exists() and run.has_checkpoints()) else None
@@ -194,7 +208,8 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
                         train.fingerprint(), test.fingerprint()),
         versions=_versions(), command=" ".join(sys.argv), created=timestamps.now(),
         device=here.describe(), rates=rates.to_config(),
-        budget=plan.to_config() if plan is not None else None)
+        budget=plan.to_config() if plan is not None else None,
+        pseudo=labels.record() if labels is not None else None)
     if resuming:
         old = run.config
         if old.identity() != config.identity():
@@ -258,7 +273,7 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
         distributed.train_folds(cluster, options.model, settings.as_config(chosen),
                                 train.images, train.truth, assignment, test.images, pending,
                                 options.folds, options.plugins_dir, run.write_fold, progress,
-                                within)
+                                within, extra)
     else:
         for number, k in enumerate(pending):
             within = None
@@ -269,8 +284,8 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
             valid = assignment == k
             # An interrupted fold goes on from its last kept epoch, if trained as now.
             key = json.dumps({"settings": settings.as_config(chosen), "fold": k,
-                              "folds": options.folds, "data": train.fingerprint()},
-                             sort_keys=True)
+                              "folds": options.folds, "data": train.fingerprint(),
+                              "pseudo": config.pseudo}, sort_keys=True)
             try:
                 resume = run.fold_state(k, key)
             except UnusableState as e:
@@ -281,9 +296,11 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
 
             def fit_fold(resume: FoldState | None, k: int = k, valid=valid, within=within,
                          save=save):
-                return train_fold(spec, chosen, train.images[~valid], train.truth[~valid],
-                                  train.images[valid], train.truth[valid], test.images, k,
-                                  options.folds, progress, within, resume, save)
+                images, masks = folds.with_extra(train.images[~valid], train.truth[~valid],
+                                                 extra)
+                return train_fold(spec, chosen, images, masks, train.images[valid],
+                                  train.truth[valid], test.images, k, options.folds,
+                                  progress, within, resume, save)
 
             try:
                 result = fit_fold(resume)

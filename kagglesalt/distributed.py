@@ -174,7 +174,8 @@ def _board_class():
 def _fold_task(model: str, plugin_files: dict[str, str], settings_config: dict[str, Any],
                images: np.ndarray, masks: np.ndarray, assignment: np.ndarray,
                test_images: np.ndarray, fold: int, folds: int, board,
-               gpu_share: float, within: Any = None) -> Any:
+               gpu_share: float, within: Any = None,
+               extra: tuple[np.ndarray, np.ndarray] | None = None) -> Any:
     """One fold on a worker: the model's plugin loaded there, `fold.train_fold` called."""
     if 0 < gpu_share < 1:
         # JAX takes 75% of a GPU's memory up front; folds sharing one must take their part.
@@ -207,7 +208,10 @@ def _fold_task(model: str, plugin_files: dict[str, str], settings_config: dict[s
         plugins.reset()
         spec = plugins.get_model(model, folder if plugin_files else None)
         valid = assignment == fold
-        return train_fold(spec, from_config(settings_config), images[~valid], masks[~valid],
+        from kagglesalt.data.folds import with_extra
+
+        fit_images, fit_masks = with_extra(images[~valid], masks[~valid], extra)
+        return train_fold(spec, from_config(settings_config), fit_images, fit_masks,
                           images[valid], masks[valid], test_images, fold, folds, Forward(),
                           within)
 
@@ -216,7 +220,8 @@ def train_folds(cluster: Cluster, model: str, settings_config: dict[str, Any],
                 images: np.ndarray, masks: np.ndarray, assignment: np.ndarray,
                 test_images: np.ndarray, pending: Sequence[int], folds: int,
                 plugins_dir: str | os.PathLike | None, store: Callable[[Any], Any],
-                reporter, within: Any = None) -> None:
+                reporter, within: Any = None,
+                extra: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Train the `pending` folds as Ray tasks; `store(result)` is called on the driver as
     each finishes. On Ctrl-C (or any error) the unfinished tasks are cancelled. `within`:
     each fold's time budget (a `budget.FoldBudget`), kept on the worker's own clock."""
@@ -227,8 +232,10 @@ def train_folds(cluster: Cluster, model: str, settings_config: dict[str, Any],
         num_cpus=cluster.cpus_per_fold, num_gpus=cluster.gpus_per_fold,
         max_retries=MAX_RETRIES, retry_exceptions=False)
     plugin_files = workspace_plugins(plugins_dir)
+    extra_ref = ray.put(extra) if extra is not None else None
     running = {task.remote(model, plugin_files, settings_config, *refs[:3], refs[3], k,
-                           folds, board, cluster.gpus_per_fold, within): k for k in pending}
+                           folds, board, cluster.gpus_per_fold, within, extra_ref): k
+               for k in pending}
     reporter.message(f"Training folds {', '.join(str(k + 1) for k in pending)} on "
                      f"{cluster.describe()}")
     try:

@@ -131,7 +131,8 @@ def _list_runs(ws: Workspace) -> None:
         try:
             config = run.config
             state = "done" if run.finished else f"{run.folds_done()}/{run.n_folds}"
-            row = [config.model, f"{run.n_folds}×{_epochs(run, config)}",
+            model = config.model + (" +pseudo" if config.pseudo else "")
+            row = [model, f"{run.n_folds}×{_epochs(run, config)}",
                    f"{run.oof_score:.4f}" if run.finished else "", state,
                    config.created[5:16].replace("T", " ")]
         except KaggleSaltError as e:  # a damaged run is marked; the others are listed

@@ -10,6 +10,7 @@ from kagglesalt.cli.app import (
     cli,
     complete_models,
     complete_runs,
+    complete_runs_and_ensembles,
     import_cv,
     pasteable,
     plugins_dir_option,
@@ -147,12 +148,20 @@ def _setting_options(command):
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True),
               help="Time budget of the whole run (with --ray too): the epochs are chosen to "
                    "fit it on this machine and re-planned as the folds go. Not with --epochs.")
+@click.option("--pseudo", metavar="SOURCE", shell_complete=complete_runs_and_ensembles,
+              help="Pseudo-labels: a finished run or ensemble of this data whose confident "
+                   "test predictions train every fold as extra images (never scored).")
+@click.option("--pseudo-confidence", type=click.FloatRange(0.5, 1.0), default=0.97,
+              show_default=True,
+              help="With --pseudo: the share of an image's pixels that must be sure (at "
+                   "least 0.3 from the source's threshold) for it to train.")
 @_setting_options
 @click.pass_context
 def cv(ctx: click.Context, config_file: Path | None, from_run: str | None,
        sets: tuple[str, ...], model: str, folds: int, name: str | None,
        plugins_dir: str | None, ray_address: str | None, cpus_per_fold: float,
-       gpus_per_fold: float | None, minutes: float | None, **given) -> None:
+       gpus_per_fold: float | None, minutes: float | None, pseudo: str | None,
+       pseudo_confidence: float, **given) -> None:
     """Stratified K-fold training with OOF scores, threshold search and TTA test predictions."""
     from click.core import ParameterSource
 
@@ -189,7 +198,7 @@ def cv(ctx: click.Context, config_file: Path | None, from_run: str | None,
     _train_and_report(ws, crossval.CVOptions(
         values.get("model", model), values.get("folds", folds), values.get("name"),
         values.get("plugins_dir"), chosen, ray_address, cpus_per_fold, gpus_per_fold,
-        values.get("minutes")))
+        values.get("minutes"), pseudo=pseudo, pseudo_confidence=pseudo_confidence))
 
 
 def _train_and_report(ws: Workspace, options) -> None:

@@ -55,9 +55,10 @@ class Workload:
     test: int
 
     @classmethod
-    def of_folds(cls, n_train: int, n_test: int, folds: int) -> Workload:
+    def of_folds(cls, n_train: int, n_test: int, folds: int, extra: int = 0) -> Workload:
+        """A fold's work: `extra` images (pseudo-labelled) train with its own."""
         valid = math.ceil(n_train / folds)
-        return cls(n_train - valid, valid, n_test)
+        return cls(n_train - valid + extra, valid, n_test)
 
 
 def _train_rate(rates: Rates, loss: str) -> float:

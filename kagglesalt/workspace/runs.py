@@ -126,6 +126,7 @@ class RunConfig:
     created: str = ""
     device: str = ""  # what Keras trained on, in words
     rates: dict[str, Any] | None = None  # budget.Rates measured before training
+    pseudo: dict[str, Any] | None = None  # pseudo.PseudoLabels.record(): what else trained
     budget: dict[str, Any] | None = None  # budget.Budget, for runs given --minutes
 
     def identity(self) -> dict[str, Any]:
@@ -133,13 +134,14 @@ class RunConfig:
         and fingerprints), not its folder: a data folder moved elsewhere is the same data."""
         data = {k: v for k, v in dataclasses.asdict(self.data).items() if k != "dir"}
         return {"model": self.model, "folds": self.folds, "settings": self.settings,
-                "data": data}
+                "data": data, "pseudo": self.pseudo}
 
     def differences(self, other: RunConfig) -> list[str]:
         """What differs from `other` in words: the model, folds, data, or the settings by
         name with both values."""
         mine, theirs = self.identity(), other.identity()
-        out = [key for key in ("model", "folds", "data") if mine[key] != theirs[key]]
+        out = [key if key != "pseudo" else "pseudo-labels" for key in
+               ("model", "folds", "data", "pseudo") if mine[key] != theirs[key]]
         for key in sorted(set(mine["settings"]) | set(theirs["settings"])):
             if mine["settings"].get(key) != theirs["settings"].get(key):
                 out.append(f"{key} ({json.dumps(theirs['settings'].get(key))} there, "
@@ -563,7 +565,8 @@ def differences(members: list[Run]) -> dict[str, list[Any]]:
         return out
 
     flats = [flat({"model": r.config.model, "folds": r.config.folds,
-                   "settings": r.config.settings, "data": r.config.data.fingerprint})
+                   "settings": r.config.settings, "data": r.config.data.fingerprint,
+                   "pseudo": (r.config.pseudo or {}).get("source", "")})
              for r in members]
     keys = sorted(set().union(*flats))
     return {k: [f.get(k, "") for f in flats] for k in keys
