@@ -3,15 +3,16 @@ path would give it.
 
     python bench/bench_fold1.py [--model unet_lite] [--folds 3] [--minutes 45]
         [--data ../shared/tgs-salt] [--work DIR] [--label NAME] [--set KEY=VALUE ...]
+        [--pseudo SOURCE [--pseudo-confidence C]]
 
 Trains only fold 1 of `cv --model M --folds K --minutes N` (its share of the budget, N/K
 minutes, the epochs chosen as the whole run would choose them, re-planned as it goes) with
 the settings changed by `--set` as `cv --set` reads them (`lovasz_share=0.6`,
-`params.start_filters=12`), or with `--pseudo SOURCE` (cv's pseudo-labels). Prints one table row (fold 1's score with flip TTA, epochs run,
-seconds, the training rates measured before it) and appends it as JSON to
-`WORK/fold1.jsonl`, so a series of changes measured one after another in one session can be
-put in a table (bench/RESULTS.md). Compare rows measured back to back on one machine only:
-the machines drift.
+`params.start_filters=12`), or with cv's pseudo-labels of a run or ensemble in WORK. Prints
+one table row (fold 1's score with flip TTA, epochs run, seconds, the training rates
+measured before it) and appends it as JSON to `WORK/fold1.jsonl`, so a series of changes
+measured one after another in one session can be put in a table (bench/RESULTS.md).
+Compare rows measured back to back on one machine only: the machines drift.
 """
 
 from __future__ import annotations
