@@ -64,10 +64,18 @@ def _sync_folder(folder: Path) -> None:
             os.close(fd)
 
 
-def clean_leftovers(folder: str | os.PathLike) -> None:
-    """Remove the temporary files of writes that a killed process left in `folder`."""
-    for tmp in Path(folder).glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
+def clean_leftovers(folder: str | os.PathLike, target: str | None = None,
+                    older_than: float = 0.0) -> None:
+    """Remove the temporary files of writes that a killed process left in `folder`: all of
+    them (under the folder's lock), or those of file `target` last touched `older_than`
+    seconds ago or more (where no lock keeps a live writer of it away)."""
+    import time
+
+    pattern = f".{target}.*.tmp" if target else ".*.tmp"
+    for tmp in Path(folder).glob(pattern):
+        with contextlib.suppress(OSError):
+            if time.time() - tmp.stat().st_mtime >= older_than:
+                tmp.unlink(missing_ok=True)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -253,6 +253,9 @@ def download(data_dir: str | os.PathLike, competition: str = COMPETITION, force:
                                           "files": sorted(f.name for f in files),
                                           "downloaded": timestamps.now()})
         data.replace_folder(root, data_dir)
+    except KaggleSaltError:  # a refused archive is not kept (it may be hundreds of MB)
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from kagglesalt import data
-from kagglesalt.atomic import write_text
+from kagglesalt.atomic import clean_leftovers, write_text
 from kagglesalt.competition import metric
 from kagglesalt.competition.postprocess import PostProcess
 from kagglesalt.data import folds
@@ -133,6 +133,8 @@ def build(ws: Workspace, name: str | None = None) -> Path:
                  _img(_gallery(train, subject.oof, pred, per_image, worst=False))),
     ]
     page = _page(subject.title, headline, sections)
+    # A report killed while writing left its temporary (pages run to megabytes).
+    clean_leftovers(subject.out.parent, subject.out.name, older_than=600)
     write_text(subject.out, page)
     return subject.out
 

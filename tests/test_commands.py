@@ -409,3 +409,26 @@ def test_a_run_resumes_after_its_data_folder_moved(two_runs, tmp_path):
                     Said())
     assert any(m.startswith("fold 1/2 already trained") for m in messages), messages
     assert run.finished and run.config.data.dir == str(moved.resolve())
+
+
+def test_runs_rm_clears_a_deleted_folder_a_kill_left_behind(two_runs, tmp_path):
+    ws = copy_of(two_runs, tmp_path)
+    left = ws.runs_dir / ".gone.deleted"
+    shutil.copytree(ws.runs_dir / "second", left)  # a runs rm killed mid-delete
+    assert outcome(ws, "runs", "rm", "first").exit_code == 0
+    assert sorted(p.name for p in ws.runs_dir.iterdir()) == ["second"]
+
+
+def test_report_clears_an_old_temporary_of_its_page(two_runs, tmp_path):
+    import os
+    import time
+
+    ws = copy_of(two_runs, tmp_path)
+    stale = ws.runs_dir / "first" / ".report.html.abc123.tmp"
+    stale.write_bytes(b"x" * 1000)
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    fresh = ws.runs_dir / "first" / ".report.html.def456.tmp"  # a live writer's, maybe
+    fresh.write_bytes(b"y")
+    assert outcome(ws, "report", "first").exit_code == 0
+    assert not stale.exists() and fresh.exists()

@@ -140,6 +140,19 @@ def test_an_archive_entry_escaping_the_folder_is_refused(server, workspace, synt
     one_line_error(kagglesalt("download"), "../escaped.txt", "outside the data folder")
     assert not (workspace / "escaped.txt").exists()
     assert not (workspace / "data").exists()
+    assert leftovers(workspace) == []  # the refused archive is not kept
+
+
+def test_an_archive_of_another_layout_is_refused_and_not_kept(server, workspace):
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as other:
+        other.writestr("train.csv", "id,rle_mask\n")
+    server.archive, server.etag = buffer.getvalue(), "other"
+    one_line_error(kagglesalt("download"), "it is not the TGS Salt layout")
+    assert leftovers(workspace) == [] and not (workspace / "data").exists()
 
 
 def test_missing_credentials_say_where_to_put_them(server, workspace):

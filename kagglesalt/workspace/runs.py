@@ -36,6 +36,7 @@ from kagglesalt.model.results import FoldState, UnusableState
 
 CHECKPOINT = "checkpoint.npz"  # an unfinished fold's training state
 DAMAGED_CHECKPOINT = "checkpoint.damaged.npz"  # one that did not load, kept for a look
+DELETED = ".deleted"  # a run folder `runs rm` moved aside, being deleted
 
 if TYPE_CHECKING:
     from kagglesalt.model.results import FoldResult
@@ -629,10 +630,11 @@ def remove(runs_dir: str | os.PathLike, name: str, submissions_dir: str | os.Pat
     run = open_run(runs_dir, name)
     _refuse_if_referenced(run.name, submissions_dir, force, "deleting")
     with locks.holding(run.path, f"run {run.name}"):
-        trash = run.path.with_name(f".{run.name}.deleted")
+        trash = run.path.with_name(f".{run.name}{DELETED}")
         shutil.rmtree(trash, ignore_errors=True)
         os.replace(run.path, trash)  # gone at once for every reader, then deleted
-    shutil.rmtree(trash, ignore_errors=True)
+    for left in Path(runs_dir).glob(f".*{DELETED}"):  # this one, and any a kill left
+        shutil.rmtree(left, ignore_errors=True)
     return run.path
 
 
