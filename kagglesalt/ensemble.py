@@ -9,7 +9,7 @@ run's OOF prediction of an image may come from a model that trained on it.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -110,9 +110,11 @@ def fit_weights(truth: np.ndarray, oofs: Sequence[np.ndarray]) -> list[float]:
 def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
                  weights: str | Sequence[float] = "auto", name: str | None = None,
                  threshold: float | None = None,
-                 post: str | postprocess.PostProcess = "auto") -> EnsembleResult:
+                 post: str | postprocess.PostProcess = "auto",
+                 warn: Callable[[str], None] | None = None) -> EnsembleResult:
     """Combine runs into `submissions/<name>.csv` and its record. Weights, the threshold and
-    the post-processing are chosen on OOF unless given."""
+    the post-processing are chosen on OOF unless given. `warn` hears of a wait for another
+    writer of the submissions folder."""
     if isinstance(post, str) and post != "auto":
         post = parse_postprocess(post)
     if threshold is not None and not 0 < threshold < 1:
@@ -181,7 +183,7 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
     threshold_score = metric.score(train.truth, binary)
     # The CSV, its record, then its ledger row, which marks the submission made: a CSV
     # without a row (an ensemble cut short) is made again by a rerun of the same name.
-    with locks.holding(ws.submissions_dir, "the submissions folder"):
+    with locks.holding(ws.submissions_dir, "the submissions folder", locks.SHORT_WAIT, warn):
         if (ledger.read()["file"] == path.name).any():
             raise KaggleSaltError(f"{path} exists: choose another {option('name')}")
         clean_leftovers(ws.submissions_dir)

@@ -35,7 +35,7 @@ def submit_file(ws: Workspace, path: str | os.PathLike | None, message: str, for
                               f"({option('force', True)} submits it anyway)")
     digest = submissions.sha256(path)
     ledger = submissions.Ledger(ws.submissions_dir)
-    with locks.holding(ws.submissions_dir, "the submissions folder"):
+    with locks.holding(ws.submissions_dir, "the submissions folder", locks.SHORT_WAIT, warn):
         table = ledger.read()
         same = table[table["sha256"] == digest]
         sent = same[same["kaggle_ref"] != ""]
@@ -93,7 +93,7 @@ def refresh(ws: Workspace, competition: str = kaggle.COMPETITION,
     """The competition's submissions; their status and scores are written into the ledger."""
     rows = kaggle.submissions(competition, warn)
     ledger = submissions.Ledger(ws.submissions_dir)
-    with locks.holding(ws.submissions_dir, "the submissions folder"):
+    with locks.holding(ws.submissions_dir, "the submissions folder", locks.SHORT_WAIT, warn):
         table = ledger.read()
         if not len(table):
             return rows

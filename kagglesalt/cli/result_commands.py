@@ -15,6 +15,7 @@ from kagglesalt.cli.app import (
     plugins_dir_option,
     print_ensemble,
     say_what_a_name_names,
+    warn,
 )
 from kagglesalt.cli.console import console
 from kagglesalt.cli.flags import for_command_line
@@ -40,7 +41,7 @@ def _make_submission(ws: Workspace, run_names: tuple[str, ...], weights: str,
     with console.status("Choosing weights, threshold and post-processing on OOF, then "
                         "writing the submission"):
         result = ensembles.run_ensemble(ws, run_names, _parse_weights(weights), name,
-                                        threshold, post)
+                                        threshold, post, warn)
     print_ensemble(result)
     return result.path
 
