@@ -73,7 +73,7 @@ def run_levels(run: Run, images: np.ndarray, folds: list[list]) -> np.ndarray:
     test predictions: each fold's models with flip TTA, quantised, then the rounded mean of
     the folds; so a run's (and an ensemble's) own test masks come out the same."""
     chosen = run.settings()
-    batch = max(64, chosen.batch_size * 2)  # as in training, to the last bit
+    batch = inference.batch_size(chosen.batch_size)  # as in training, to the last bit
     return metric.mean_levels([inference.levels(models, images, chosen.input_size,
                                               chosen.input_mode, chosen.logits,
                                               batch_size=batch) for models in folds])

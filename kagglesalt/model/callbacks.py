@@ -68,7 +68,7 @@ class ValidationScore(keras.callbacks.Callback):
         started = time.perf_counter()
         levels = inference.levels([self.predictor], self.images, self.s.input_size,
                                 self.s.input_mode, self.s.logits, tta=False,
-                                batch_size=self.s.batch_size * 2)
+                                batch_size=inference.batch_size(self.s.batch_size))
         search = metric.threshold_curve(self.truth, levels)
         logs["val_score"], logs["val_threshold"] = search.score, search.threshold
         if self.clock is not None:

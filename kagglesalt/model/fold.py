@@ -248,7 +248,7 @@ def measure_rates(spec: ModelSpec, settings: TrainSettings, steps: int = 8,
     def score(n: int) -> float:
         began = time.perf_counter()
         inference.levels([predictor], images[:n], size, settings.input_mode, settings.logits,
-                       tta=False, batch_size=batch * 2)
+                       tta=False, batch_size=inference.batch_size(batch))
         return time.perf_counter() - began
 
     compiled[0] += score(batch)
@@ -261,7 +261,8 @@ def _predict(models: list[keras.Model], settings: TrainSettings, val_images: np.
              test_images: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     def levels(images: np.ndarray) -> np.ndarray:
         return inference.levels(models, images, settings.input_size, settings.input_mode,
-                              settings.logits, batch_size=max(64, settings.batch_size * 2))
+                              settings.logits,
+                              batch_size=inference.batch_size(settings.batch_size))
 
     oof = levels(val_images)
     test = levels(test_images) if test_images is not None and len(test_images) else None

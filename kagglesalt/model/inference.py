@@ -48,6 +48,13 @@ def _probability_model(model, input_mode: str, logits: bool):
     return made[key][1]
 
 
+def batch_size(training_batch: int) -> int:
+    """The prediction batch of a model trained at `training_batch`: one rule for the
+    validation scores, the fold's predictions and `kagglesalt predict`, so that the same
+    images give the same levels to the last bit wherever they are predicted."""
+    return max(64, training_batch * 2)
+
+
 def release(models: Sequence) -> None:
     """Forget the probability models of `models` (a fold's models, once it is done)."""
     ids = {id(m) for m in models}
