@@ -276,9 +276,14 @@ def test_an_ensemble_record_of_synthetic_data_refuses_its_file_on_real_data(serv
 
 
 def test_a_second_submit_while_one_is_under_way_is_refused_and_sends_nothing(server,
-                                                                             with_data):
+                                                                             with_data,
+                                                                             monkeypatch):
     import subprocess
     import sys
+
+    from kagglesalt.workspace import locks
+
+    monkeypatch.setattr(locks, "SHORT_WAIT", 1.0)  # it waits that long, then says who
 
     write_submission(with_data)
     hold = ("import sys, time\nfrom kagglesalt.workspace import locks\n"
@@ -289,7 +294,7 @@ def test_a_second_submit_while_one_is_under_way_is_refused_and_sends_nothing(ser
     try:
         assert other.stdout.readline().strip() == "holding"
         one_line_error(kagglesalt("submit", "-m", "at once"),
-                       "the submissions folder is being written by process")
+                       "the submissions folder is still being written by process")
         assert server.requests == []
     finally:
         other.kill()

@@ -1,8 +1,10 @@
 """A competition workspace: the folders where it keeps its data, runs and submissions.
 
 The records in them have one owner each: `runs` (a run folder: config, folds, arrays,
-scores), `submissions` (the submissions folder: CSVs, ensemble records, the ledger); `locks`
-keeps two processes from writing the same one."""
+scores; their typed records in `records`), `submissions` (the submissions folder: CSVs,
+ensemble records, the ledger and its upload journal); `locks` keeps two processes from
+writing the same one; `pseudo` makes a run's or ensemble's test predictions into training
+images."""
 
 from __future__ import annotations
 

@@ -23,12 +23,14 @@ from typing import Any
 
 import pandas as pd
 
+from kagglesalt import timestamps
 from kagglesalt.atomic import atomic_open, write_json
-from kagglesalt.errors import KaggleSaltError
+from kagglesalt.errors import KaggleSaltError, option
 
 COLUMNS = ["file", "sha256", "created", "source", "oof_score", "message", "submitted",
            "kaggle_ref", "status", "public_score", "private_score"]
 LEDGER = "ledger.csv"
+UPLOADING = "uploading"  # a journal row: written before the upload, completed after it
 
 
 def sha256(path: str | os.PathLike) -> str:
@@ -105,6 +107,91 @@ class Ledger:
         new = pd.DataFrame([{c: "" if row.get(c) is None else str(row.get(c, ""))
                              for c in table.columns}])
         self.write(pd.concat([table, new], ignore_index=True))
+
+
+    # The upload journal: the caller holds the submissions folder's lock throughout.
+
+    def begin_upload(self, file: str, digest: str, message: str, force: bool = False
+                     ) -> Upload:
+        """Refuse a file already sent (or whose upload was cut short, until `submissions`
+        resolves it) unless `force`; else write its row marked "uploading", before anything
+        is sent, and return the upload to complete or roll back."""
+        table = self.read()
+        same = table[table["sha256"] == digest]
+        sent = same[same["kaggle_ref"] != ""]
+        if len(sent) and not force:
+            raise KaggleSaltError(f"{file} was already submitted on "
+                                  f"{sent['submitted'].iloc[-1]} (Kaggle ref "
+                                  f"{sent['kaggle_ref'].iloc[-1]}): use "
+                                  f"{option('force', True)} to submit the same file again")
+        cut = same["status"] == UPLOADING
+        if cut.any() and not force:
+            raise KaggleSaltError(f"an upload of {file} was cut short on "
+                                  f"{same.loc[cut, 'submitted'].iloc[-1]}: `kagglesalt "
+                                  "submissions` finds out whether Kaggle has it "
+                                  f"({option('force', True)} submits it again)")
+        journal = {"message": message, "submitted": timestamps.now(), "status": UPLOADING}
+        mine = table.index[(table["file"] == file) & (table["sha256"] == digest)
+                           & (table["kaggle_ref"] == "") & (table["status"] != UPLOADING)]
+        if len(mine):
+            row = mine[-1]
+        else:
+            known = table.loc[table["file"] == file, "oof_score"]
+            table = pd.concat([table, pd.DataFrame([{c: "" for c in table.columns}])],
+                              ignore_index=True)
+            row = table.index[-1]
+            journal.update(file=file, sha256=digest, created=timestamps.now(),
+                           oof_score=known.iloc[-1] if len(known) else "")
+        for key, value in journal.items():
+            table.loc[row, key] = value
+        before = self.read()
+        self.write(table)  # the journal row, before anything is sent
+        return Upload(self, table, row, before)
+
+    def take_kaggle_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Kaggle's list of submissions into the ledger: each cut-short upload resolved (by
+        its file and message, to a Kaggle submission no row has yet, else "not uploaded"),
+        then every row with a Kaggle reference given its status and scores."""
+        table = self.read()
+        if not len(table):
+            return
+        by_ref = {str(r["ref"]): r for r in rows}
+        known_refs = set(table["kaggle_ref"])
+        for i in table.index[table["status"] == UPLOADING]:
+            match = [r for r in rows if r["file"] == table.loc[i, "file"]
+                     and r["description"] == table.loc[i, "message"]
+                     and str(r["ref"]) not in known_refs]
+            if match:
+                table.loc[i, "kaggle_ref"] = str(match[-1]["ref"])
+                known_refs.add(str(match[-1]["ref"]))
+            else:
+                table.loc[i, "status"] = "not uploaded"
+        for i, ref in table["kaggle_ref"].items():
+            if ref in by_ref:
+                found = by_ref[ref]
+                table.loc[i, "status"] = found["status"]
+                table.loc[i, "public_score"] = str(found["public_score"])
+                table.loc[i, "private_score"] = str(found["private_score"])
+        self.write(table)
+
+
+@dataclass
+class Upload:
+    """An upload's journal row, written; `complete` it with Kaggle's reference, or
+    `roll_back` when nothing was sent."""
+
+    ledger: Ledger
+    table: pd.DataFrame
+    row: Any
+    before: pd.DataFrame
+
+    def complete(self, ref: int) -> None:
+        self.table.loc[self.row, "kaggle_ref"] = str(ref)
+        self.table.loc[self.row, "status"] = "pending"
+        self.ledger.write(self.table)
+
+    def roll_back(self) -> None:
+        self.ledger.write(self.before)
 
 
 @dataclass(frozen=True)
