@@ -168,20 +168,20 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
            run: Run, labels: pseudo.PseudoLabels | None = None) -> Run:
     """The part of `run_cv` that writes the run folder, under its lock."""
     name = run.name
-    done = [k for k in range(options.folds) if (run.fold_dir(k) / "done.json").exists()]
+    done = [k for k in range(options.folds) if run.fold_written(k)]
     finished = [k for k in done if run.fold_problem(k) is None]
     # A finished fold that is not whole here (its models left on the machine that trained
     # it, say) is kept as it is when this call trains other folds: its predictions finish
     # the run.
     kept = [k for k in done if k not in finished and options.folds_to_train is not None
             and k not in options.folds_to_train]
-    resuming = (run.path / "config.json").exists() and bool(finished or kept)
+    resuming = run.started and bool(finished or kept)
     extra = (labels.images, labels.masks) if labels is not None else None
     work = budget.Workload.of_folds(len(train), len(test), options.folds,
                                     len(labels.images) if labels is not None else 0)
     # A budget run cut short keeps its plan, so that its folds' checkpoints still fit it.
     planned = run.config.budget if resuming or (
-        (run.path / "config.json").exists() and run.has_checkpoints()) else None
+        run.started and run.has_checkpoints()) else None
     if options.minutes is not None and planned and planned["minutes"] == options.minutes:
         plan = budget.Budget.from_config(planned)  # a resumed run keeps its plan
         rates = plan.rates

@@ -91,7 +91,7 @@ def subject_for(ws: Workspace, name: str | None) -> Subject:
         raise KaggleSaltError(f"nothing to report: no finished run in {ws.runs_dir} and no "
                               f"ensemble in {ws.submissions_dir}")
     if newest_ensemble and (newest_run is None or newest_ensemble.stat().st_mtime >
-                            (newest_run.path / "scores.json").stat().st_mtime):
+                            newest_run.finished_at()):
         return _ensemble_subject(ws, newest_ensemble)
     assert newest_run is not None
     return _run_subject(newest_run)

@@ -64,8 +64,9 @@ def complete_runs(ctx: click.Context, param: click.Parameter, incomplete: str) -
     folder = _root_folder(ctx, "runs_dir", "KAGGLESALT_RUNS_DIR", "runs")
     if not folder.is_dir():
         return []
-    return sorted(p.name for p in folder.iterdir()
-                  if (p / "config.json").exists() and p.name.startswith(incomplete))
+    from kagglesalt.workspace import runs
+
+    return sorted(run.name for run in runs.all_runs(folder) if run.name.startswith(incomplete))
 
 
 def complete_runs_and_ensembles(ctx: click.Context, param: click.Parameter,
@@ -73,8 +74,10 @@ def complete_runs_and_ensembles(ctx: click.Context, param: click.Parameter,
     """Shell completion: run names, and the names of ensemble submissions."""
     folder = _root_folder(ctx, "submissions_dir", "KAGGLESALT_SUBMISSIONS_DIR",
                           "submissions")
-    ensembles = [p.stem for p in folder.glob("*.json") if p.with_suffix(".csv").exists()
-                 and p.stem.startswith(incomplete)] if folder.is_dir() else []
+    from kagglesalt.workspace import submissions
+
+    ensembles = [p.stem for p in submissions.ensemble_records(folder)
+                 if p.stem.startswith(incomplete)]
     return complete_runs(ctx, param, incomplete) + sorted(ensembles)
 
 

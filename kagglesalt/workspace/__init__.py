@@ -74,7 +74,7 @@ def resolve(ws: Workspace, name: str) -> Resolved:
         raise KaggleSaltError(f"no ensemble submission '{bare}' in {ws.submissions_dir}: "
                               "`kagglesalt ensemble` makes one")
     if is_ensemble:
-        both = kind is None and (Path(ws.runs_dir) / bare / "config.json").exists()
+        both = kind is None and runs.Run(Path(ws.runs_dir) / bare).started
         note = (f"{bare} is both a run and an ensemble: using the ensemble; runs/{bare} "
                 "names the run") if both else None
         return Resolved("ensemble", bare, record, note)

@@ -104,6 +104,19 @@ class Run:
         return (self.path / "scores.json").exists()
 
     @property
+    def started(self) -> bool:
+        """Whether `kagglesalt cv` has written this run's config.json."""
+        return (self.path / "config.json").exists()
+
+    def finished_at(self) -> float:
+        """When the run was finished (its scores written), as a timestamp."""
+        return (self.path / "scores.json").stat().st_mtime
+
+    def fold_written(self, k: int) -> bool:
+        """Whether fold k's done.json exists (whole or not: see `fold_problem`)."""
+        return (self.fold_dir(k) / "done.json").exists()
+
+    @property
     def n_folds(self) -> int:
         return int(self.config.folds)
 
@@ -382,7 +395,7 @@ def open_run(runs_dir: str | os.PathLike, name: str) -> Run:
         raise KaggleSaltError(f"{name} names an ensemble, not a run: `kagglesalt runs` "
                               "lists the runs")
     path = Path(runs_dir) / check_name(bare, "run")
-    if not (path / "config.json").exists():
+    if not Run(path).started:
         raise KaggleSaltError(f"no run '{bare}' in {runs_dir}: `kagglesalt runs` lists them")
     return Run(path)
 
@@ -390,7 +403,7 @@ def open_run(runs_dir: str | os.PathLike, name: str) -> Run:
 def all_runs(runs_dir: str | os.PathLike) -> list[Run]:
     """Every run, finished or not, newest first."""
     root = Path(runs_dir)
-    found = [Run(p) for p in root.iterdir() if (p / "config.json").exists()] \
+    found = [run for run in map(Run, root.iterdir()) if run.started] \
         if root.is_dir() else []
     return sorted(found, key=lambda r: (r.created(), r.name), reverse=True)
 
@@ -418,9 +431,9 @@ def differences(members: list[Run]) -> dict[str, list[Any]]:
 def finished_runs(runs_dir: str | os.PathLike) -> list[Run]:
     """Finished runs, oldest first."""
     root = Path(runs_dir)
-    runs = [Run(p) for p in root.iterdir() if (p / "scores.json").exists()] \
+    runs = [run for run in map(Run, root.iterdir()) if run.finished] \
         if root.is_dir() else []
-    return sorted(runs, key=lambda r: (r.path / "scores.json").stat().st_mtime)
+    return sorted(runs, key=Run.finished_at)
 
 
 def latest(runs_dir: str | os.PathLike) -> Run:
