@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from kagglesalt import data
 from kagglesalt.atomic import clean_leftovers, write_text
@@ -192,6 +193,17 @@ def _scores_table(subject: Subject) -> str:
     return out
 
 
+def stage_segments(history: pd.DataFrame) -> list[tuple[str, list[int], list[float]]]:
+    """(stage, epochs, losses) of each loss stage of a fold's history, in order: the BCE +
+    Dice and the Lovász losses are on other scales, so each is drawn as a line of its own."""
+    stages = list(history["stage"]) if "stage" in history else ["loss"] * len(history)
+    out = []
+    for stage in dict.fromkeys(stages):
+        part = history[[s == stage for s in stages]]
+        out.append((str(stage), part["epoch"].tolist(), part["loss"].tolist()))
+    return out
+
+
 def _learning_curves(subject: Subject) -> str:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
@@ -204,10 +216,17 @@ def _learning_curves(subject: Subject) -> str:
         fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(11, 3.6))
         for k, h in enumerate(histories):
             label = f"fold {k + 1}"
-            ax_loss.plot(h["epoch"], h["loss"], label=label)
+            color = f"C{k % 10}"
+            # markers, so that a stage of one epoch still shows
+            for number, (stage, epochs, loss) in enumerate(stage_segments(h)):
+                ax_loss.plot(epochs, loss, color=color, marker=".",
+                             linestyle="-" if number == 0 else "--",
+                             label=f"{stage} (fold 1)" if k == 0 else None)
             scored = h.dropna(subset=["val_score"])  # runs may validate every few epochs
-            ax_score.plot(scored["epoch"], scored["val_score"], label=label)
-        ax_loss.set(title=f"{run.name}: training loss", xlabel="epoch")
+            ax_score.plot(scored["epoch"], scored["val_score"], color=color, marker=".",
+                          label=label)
+        ax_loss.set(title=f"{run.name}: training loss by stage", xlabel="epoch")
+        ax_loss.legend(fontsize=8)
         ax_score.set(title="validation competition score", xlabel="epoch", ylim=(0, 1))
         for ax in (ax_loss, ax_score):  # epochs are whole numbers, also for short runs
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))

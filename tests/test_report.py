@@ -129,3 +129,14 @@ def test_an_ensemble_report_judges_the_ensembles_final_masks(workspace):
     assert "Worst out-of-fold predictions (after post-processing, as in the submission)" \
         in text
     assert "no post-processing was chosen" in report.build(workspace, "all-salt").read_text()
+
+
+def test_the_loss_curve_draws_each_stage_apart_and_keeps_a_one_epoch_stage():
+    import pandas as pd
+
+    from kagglesalt.report import stage_segments
+
+    history = pd.DataFrame({"epoch": [1, 2, 3], "stage": ["bce_dice", "bce_dice", "lovasz"],
+                            "loss": [0.9, 0.5, 1.2]})
+    assert stage_segments(history) == [("bce_dice", [1, 2], [0.9, 0.5]),
+                                       ("lovasz", [3], [1.2])]
