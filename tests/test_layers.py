@@ -6,6 +6,7 @@ progress and workspace modules importable without Keras."""
 import ast
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -105,5 +106,8 @@ def test_the_notebook_imports_of_the_readme_work():
     from kagglesalt import cv, data, metric, rle, runs  # noqa: F401
     from kagglesalt.workspace import Workspace  # noqa: F401
 
-    for name in kagglesalt.__all__:
-        assert getattr(kagglesalt, name) is not None, name
+    assert kagglesalt.__version__.count(".") == 2
+    for name in set(kagglesalt.__all__) - {"__version__"}:
+        module = getattr(kagglesalt, name)
+        assert isinstance(module, types.ModuleType) and \
+            module.__name__.startswith("kagglesalt."), name

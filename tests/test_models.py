@@ -42,8 +42,10 @@ def test_the_classic_unet_gives_probabilities_and_the_deep_one_logits():
     deep = plugins.get_model("unet_deep")
     assert classic.default("logits") is False and deep.default("logits") is True
     x = np.random.default_rng(0).random((1, 128, 128, 1)).astype(np.float32)
-    p = classic.build(**classic.params).predict(x, verbose=0)
-    assert p.min() >= 0 and p.max() <= 1
+    model = classic.build(**classic.params)
+    assert model.layers[-1].activation is keras.activations.sigmoid  # probabilities
+    logits = deep.build(input_size=128, **deep.params).predict(x, verbose=0)[0]
+    assert logits.min() < 0  # not squashed: the losses and TTA take logits
 
 
 def test_the_deep_unet_width_is_configurable():

@@ -1,4 +1,7 @@
-"""Re-planning a fold's schedule keeps what is behind it."""
+"""A fold's schedule: its loss stages, cosine cycles and rates, and re-planning it keeps what
+is behind it."""
+
+import pytest
 
 from kagglesalt.model.schedule import Stage, replan, stage_plan, validations
 from kagglesalt.model.settings import resolve
@@ -55,3 +58,43 @@ def test_a_stage_lengthened_at_its_last_epoch_moves_its_last_cycle_and_adds_none
     three = resolve({"schedule": "cosine", "snapshots": 3, "epochs": 3}, {})
     grown = replan(three, stage_plan(three), 0, 3, 5)  # cycles ended at 1 and 2 are kept
     assert grown[0].cycle_ends() == [1, 2, 5]
+
+
+def make(**given):
+    return resolve({}, given)
+
+
+def test_bce_lovasz_gives_the_lovasz_stage_its_share_at_half_the_rate():
+    plan = stage_plan(make(loss="bce+lovasz", epochs=100, lovasz_share=0.6,
+                           learning_rate=1e-3))
+    assert [(s.loss, s.epochs, s.learning_rate) for s in plan] == \
+        [("bce_dice", 40, 1e-3), ("lovasz", 60, 5e-4)]
+    assert [s.epochs for s in stage_plan(make(loss="bce+lovasz", epochs=30))] == [20, 10]
+    assert [s.epochs for s in stage_plan(make(loss="bce+lovasz", epochs=2,
+                                              lovasz_share=0.9))] == [1, 1]
+    assert [(s.loss, s.epochs) for s in stage_plan(make(loss="bce+lovasz", epochs=1))] == \
+        [("bce_dice", 1)]
+    assert [(s.loss, s.epochs) for s in stage_plan(make(loss="lovasz", epochs=7))] == \
+        [("lovasz", 7)]
+
+
+def test_snapshots_split_the_last_stage_into_cosine_cycles():
+    plan = stage_plan(make(loss="bce+lovasz", epochs=100, lovasz_share=0.6, snapshots=3,
+                           schedule="cosine"))
+    assert [s.cycles for s in plan] == [1, 3]
+    last = plan[-1]
+    assert last.cycle_ends() == [20, 40, 60]
+    rates = [last.cosine_rate(e) for e in range(60)]
+    assert rates[0] == rates[20] == rates[40] == pytest.approx(5e-4)  # restarts
+    for start in (0, 20, 40):
+        cycle = rates[start:start + 20]
+        assert all(a > b for a, b in zip(cycle, cycle[1:], strict=False))
+        assert cycle[-1] < 0.05 * 5e-4
+    assert min(rates) >= 0.01 * 5e-4
+
+
+def test_one_cycle_decays_over_the_whole_stage():
+    stage = Stage("bce_dice", 10, 1e-2)
+    assert stage.cycle_ends() == [10]
+    assert stage.cosine_rate(0) == pytest.approx(1e-2)
+    assert stage.cosine_rate(5) == pytest.approx(1e-4 + 0.5 * (1e-2 - 1e-4))

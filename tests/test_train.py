@@ -9,7 +9,7 @@ from kagglesalt import data, plugins
 from kagglesalt.model import inference, settings
 from kagglesalt.model.batches import Batches, prefetch_workers
 from kagglesalt.model.fold import train_fold
-from kagglesalt.model.schedule import Stage, stage_plan
+from kagglesalt.model.schedule import stage_plan
 from kagglesalt.progress import Reporter
 
 EXAMPLES = str(Path(__file__).parent / "plugin_examples")
@@ -18,42 +18,6 @@ pytestmark = pytest.mark.backend  # training runs on JAX too (tox -e jax), as on
 
 def make(**given) -> settings.TrainSettings:
     return settings.resolve({}, given)
-
-
-def test_bce_lovasz_gives_the_lovasz_stage_its_share_at_half_the_rate():
-    plan = stage_plan(make(loss="bce+lovasz", epochs=100, lovasz_share=0.6,
-                           learning_rate=1e-3))
-    assert [(s.loss, s.epochs, s.learning_rate) for s in plan] == \
-        [("bce_dice", 40, 1e-3), ("lovasz", 60, 5e-4)]
-    assert [s.epochs for s in stage_plan(make(loss="bce+lovasz", epochs=30))] == [20, 10]
-    assert [s.epochs for s in stage_plan(make(loss="bce+lovasz", epochs=2,
-                                              lovasz_share=0.9))] == [1, 1]
-    assert [(s.loss, s.epochs) for s in stage_plan(make(loss="bce+lovasz", epochs=1))] == \
-        [("bce_dice", 1)]
-    assert [(s.loss, s.epochs) for s in stage_plan(make(loss="lovasz", epochs=7))] == \
-        [("lovasz", 7)]
-
-
-def test_snapshots_split_the_last_stage_into_cosine_cycles():
-    plan = stage_plan(make(loss="bce+lovasz", epochs=100, lovasz_share=0.6, snapshots=3,
-                           schedule="cosine"))
-    assert [s.cycles for s in plan] == [1, 3]
-    last = plan[-1]
-    assert last.cycle_ends() == [20, 40, 60]
-    rates = [last.cosine_rate(e) for e in range(60)]
-    assert rates[0] == rates[20] == rates[40] == pytest.approx(5e-4)  # restarts
-    for start in (0, 20, 40):
-        cycle = rates[start:start + 20]
-        assert all(a > b for a, b in zip(cycle, cycle[1:], strict=False))
-        assert cycle[-1] < 0.05 * 5e-4
-    assert min(rates) >= 0.01 * 5e-4
-
-
-def test_one_cycle_decays_over_the_whole_stage():
-    stage = Stage("bce_dice", 10, 1e-2)
-    assert stage.cycle_ends() == [10]
-    assert stage.cosine_rate(0) == pytest.approx(1e-2)
-    assert stage.cosine_rate(5) == pytest.approx(1e-4 + 0.5 * (1e-2 - 1e-4))
 
 
 def test_batches_are_full_repeatable_and_reshuffled_each_epoch():
@@ -196,7 +160,6 @@ def test_mixed_float16_trains_with_a_scaled_loss():
     import keras
 
     from kagglesalt.model.fold import build_models, training_loss
-    from kagglesalt.model.schedule import stage_plan
 
     spec = plugins.get_model("tiny_head", EXAMPLES)
     settings = spec.training_settings({"precision": "mixed_float16"})
