@@ -26,6 +26,7 @@ from kagglesalt import data, plugins
 from kagglesalt.model import experiments, inputs
 from kagglesalt.model.backend import keep_freed_memory
 from kagglesalt.model.fold import build_models, train_fold, training_loss
+from kagglesalt.model.results import FoldJob
 from kagglesalt.model.schedule import stage_plan
 from kagglesalt.model.settings import key_values
 from kagglesalt.progress import Reporter
@@ -92,8 +93,8 @@ def main() -> None:
     n, v = args.images, args.valid
     images, masks = train.images[:n], train.masks[:n]
     clock = EpochClock()
-    train_fold(spec, settings, images, masks, train.images[n:n + v], train.masks[n:n + v],
-               reporter=clock)
+    train_fold(spec, settings, FoldJob(images, masks, train.images[n:n + v],
+                                       train.masks[n:n + v]), reporter=clock)
     ours = median_epoch(clock.ends, clock.start)
     raw = raw_fit(spec, settings, images, masks, args.epochs)
     steps = len(images) // settings.batch_size

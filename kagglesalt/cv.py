@@ -27,7 +27,7 @@ from kagglesalt.errors import KaggleSaltError, Message, option
 from kagglesalt.model import budget, schedule, settings
 from kagglesalt.model.backend import Device, device, keras_backend
 from kagglesalt.model.fold import measure_rates, train_fold
-from kagglesalt.model.results import FoldState, UnusableState
+from kagglesalt.model.results import FoldJob, FoldState, UnusableState
 from kagglesalt.model.spec import ModelSpec
 from kagglesalt.progress import Reporter, Silent
 from kagglesalt.workspace import Workspace, check_name, locks, pseudo
@@ -112,21 +112,25 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None,
     run = Run(Path(ws.runs_dir) / name)
     # The lock first: a `runs rm` or `runs mv` while the data is read and the model timed
     # would otherwise succeed, and this process then write a second run under the old name.
+    new_root = not Path(ws.runs_dir).exists()
     with locks.holding(run.path, f"run {name}"):  # one writer per run folder
         try:
             return _read_and_train(ws, options, reporter, rates, started, spec, chosen, run)
         finally:
-            _drop_if_empty(run.path)
+            _drop_if_empty(run.path, new_root)
 
 
-def _drop_if_empty(folder: Path) -> None:
+def _drop_if_empty(folder: Path, new_root: bool) -> None:
     """The run folder the lock made, when nothing was written into it (the data was
-    refused, say): it would list as a run of nothing."""
+    refused, say): it would list as a run of nothing; and the runs folder, if the lock
+    made that too."""
     with contextlib.suppress(OSError):
         if {p.name for p in folder.iterdir()} <= {locks.LOCK, locks.HOLDER}:
             for p in folder.iterdir():
                 p.unlink(missing_ok=True)
             folder.rmdir()
+            if new_root:
+                folder.parent.rmdir()  # only if empty
 
 
 def _read_and_train(ws: Workspace, options: CVOptions, reporter: Reporter,
@@ -281,7 +285,6 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
                 within = budget.FoldBudget((deadline - time.perf_counter() -
                                             budget.finish_seconds(len(train))) /
                                            (len(pending) - number), rates, options.most_epochs)
-            valid = assignment == k
             # An interrupted fold goes on from its last kept epoch, if trained as now.
             key = json.dumps({"settings": settings.as_config(chosen), "fold": k,
                               "folds": options.folds, "data": train.fingerprint(),
@@ -294,13 +297,12 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
             def save(state: FoldState, k: int = k, key: str = key) -> None:
                 run.save_fold_state(k, state.pack(), key)
 
-            def fit_fold(resume: FoldState | None, k: int = k, valid=valid, within=within,
+            job = FoldJob.of(train.images, train.truth, assignment, k, options.folds,
+                             test.images, extra)
+
+            def fit_fold(resume: FoldState | None, job: FoldJob = job, within=within,
                          save=save):
-                images, masks = folds.with_extra(train.images[~valid], train.truth[~valid],
-                                                 extra)
-                return train_fold(spec, chosen, images, masks, train.images[valid],
-                                  train.truth[valid], test.images, k, options.folds,
-                                  progress, within, resume, save)
+                return train_fold(spec, chosen, job, progress, within, resume, save)
 
             try:
                 result = fit_fold(resume)

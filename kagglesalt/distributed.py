@@ -207,13 +207,10 @@ def _fold_task(model: str, plugin_files: dict[str, str], settings_config: dict[s
             Path(folder, name).write_text(source)
         plugins.reset()
         spec = plugins.get_model(model, folder if plugin_files else None)
-        valid = assignment == fold
-        from kagglesalt.data.folds import with_extra
+        from kagglesalt.model.results import FoldJob
 
-        fit_images, fit_masks = with_extra(images[~valid], masks[~valid], extra)
-        return train_fold(spec, from_config(settings_config), fit_images, fit_masks,
-                          images[valid], masks[valid], test_images, fold, folds, Forward(),
-                          within)
+        job = FoldJob.of(images, masks, assignment, fold, folds, test_images, extra)
+        return train_fold(spec, from_config(settings_config), job, Forward(), within)
 
 
 def train_folds(cluster: Cluster, model: str, settings_config: dict[str, Any],

@@ -1,5 +1,6 @@
 """Training one fold: stages, schedules, callbacks, snapshots, the has-salt head."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ from kagglesalt import data, plugins
 from kagglesalt.model import inference, settings
 from kagglesalt.model.batches import Batches, prefetch_workers
 from kagglesalt.model.fold import train_fold
+from kagglesalt.model.results import FoldJob
 from kagglesalt.model.schedule import stage_plan
 from kagglesalt.progress import Reporter
 
@@ -53,7 +55,7 @@ class Rows(Reporter):
 @pytest.fixture(scope="module")
 def small(synthetic_master):
     train = data.load_train(synthetic_master)
-    return train.images[:80], train.masks[:80], train.images[80:], train.masks[80:]
+    return FoldJob(train.images[:80], train.masks[:80], train.images[80:], train.masks[80:])
 
 
 def test_early_stopping_ends_a_stage_that_no_longer_improves(small):
@@ -61,7 +63,7 @@ def test_early_stopping_ends_a_stage_that_no_longer_improves(small):
     # A rate too small to change anything: the validation score cannot improve.
     chosen = spec.training_settings({"epochs": 12, "patience": 2, "learning_rate": 1e-12})
     rows = Rows()
-    result = train_fold(spec, chosen, *small, reporter=rows)
+    result = train_fold(spec, chosen, small, reporter=rows)
     assert len(rows.rows) == 3 and len(result.history) == 3
     assert result.best_epoch == 1 and len(result.models) == 1
 
@@ -71,7 +73,7 @@ def test_the_plateau_schedule_halves_the_rate_when_the_score_stalls(small):
     chosen = spec.training_settings({"epochs": 5, "patience": 4, "learning_rate": 1e-12,
                                      "schedule": "plateau"})
     rows = Rows()
-    train_fold(spec, chosen, *small, reporter=rows)
+    train_fold(spec, chosen, small, reporter=rows)
     rates = [row["learning_rate"] for row in rows.rows]
     assert rates[:3] == pytest.approx([1e-12, 1e-12, 5e-13])  # halved after 2 flat epochs
 
@@ -84,7 +86,8 @@ def test_a_fold_with_snapshots_predicts_with_the_mean_of_its_cycle_ends(small, t
                                      "schedule": "cosine", "snapshots": 2,
                                      "lovasz": "symmetric"})
     rows = Rows()
-    result = train_fold(spec, chosen, *small, test_images=small[2][:5], reporter=rows)
+    result = train_fold(spec, chosen, dataclasses.replace(small, test_images=small.val_images[:5]),
+                        reporter=rows)
     assert list(tmp_path.iterdir()) == []  # a fold is a function: it writes nothing
     assert [row["stage"] for row in rows.rows] == ["bce_dice"] * 3 + ["lovasz"] * 3
     rates = [row["learning_rate"] for row in rows.rows]
@@ -98,7 +101,7 @@ def test_a_fold_with_snapshots_predicts_with_the_mean_of_its_cycle_ends(small, t
     chosen = spec.training_settings({"epochs": 6, "loss": "bce+lovasz", "lovasz_share": 0.5,
                                      "schedule": "cosine", "snapshots": 2,
                                      "validate_every": 2})
-    every_other = train_fold(spec, chosen, *small)
+    every_other = train_fold(spec, chosen, small)
     # every second epoch of each stage, and each cycle's end: the BCE stage's one cycle
     # ends at its 3rd epoch, the Lovász stage's two at its 2nd and 3rd
     assert every_other.history["val_score"].notna().tolist() == \
@@ -110,9 +113,9 @@ def test_a_fold_with_snapshots_predicts_with_the_mean_of_its_cycle_ends(small, t
         path.write_bytes(blob)
         models.append(keras.models.load_model(path))
     assert all(len(m.outputs) == 1 for m in models)
-    expected = inference.levels(models, small[2], 32, "resize", True)
+    expected = inference.levels(models, small.val_images, 32, "resize", True)
     assert np.array_equal(result.oof, expected)
-    one = inference.levels(models[:1], small[2], 32, "resize", True)
+    one = inference.levels(models[:1], small.val_images, 32, "resize", True)
     assert not np.array_equal(one, expected)
     assert result.test.shape == (5, 101, 101)
 
@@ -180,7 +183,7 @@ def test_a_fold_given_too_little_time_trains_the_least_its_recipe_allows(small):
                                      "schedule": "cosine", "snapshots": 2})
     rates = budget.Rates({"bce_dice": 500.0, "lovasz": 500.0}, 1000.0, 0.1)
     rows = Rows()
-    result = train_fold(spec, chosen, *small, reporter=rows,
+    result = train_fold(spec, chosen, small, reporter=rows,
                         within=budget.FoldBudget(0.001, rates))
     # one epoch of BCE + Dice, then the Lovász stage cut to its first epoch, one snapshot
     assert [row["stage"] for row in rows.rows] == ["bce_dice", "lovasz"]
@@ -203,7 +206,7 @@ def test_a_fold_with_time_to_spare_grows_to_the_most_epochs_given(small):
             self.plans.append(epochs)
 
     rows = Planned()
-    result = train_fold(spec, chosen, *small, reporter=rows,
+    result = train_fold(spec, chosen, small, reporter=rows,
                         within=budget.FoldBudget(3600.0, rates, most_epochs=4))
     assert len(rows.rows) == 4 and rows.plans == [4]
     assert result.history["val_score"].notna().tolist()[-1]  # the last epoch is scored
@@ -216,7 +219,7 @@ def test_an_interrupted_fold_goes_on_from_its_last_saved_epoch(small):
     chosen = spec.training_settings({"epochs": 6, "loss": "bce+lovasz", "lovasz_share": 0.5,
                                      "schedule": "cosine", "snapshots": 2})
     whole = Rows()
-    train_fold(spec, chosen, *small, reporter=whole)
+    train_fold(spec, chosen, small, reporter=whole)
 
     class Interrupt(Rows):
         def epoch_end(self, epoch, row):
@@ -226,12 +229,12 @@ def test_an_interrupted_fold_goes_on_from_its_last_saved_epoch(small):
 
     saved = []
     with pytest.raises(KeyboardInterrupt):
-        train_fold(spec, chosen, *small, reporter=Interrupt(), save=saved.append,
+        train_fold(spec, chosen, small, reporter=Interrupt(), save=saved.append,
                    save_every=0)
     assert [s.done + s.epoch for s in saved] == [1, 2, 3, 4]  # epoch 5 never completed
     state = FoldState.unpack(saved[-1].pack())  # as stored on disk
     rest = Rows()
-    result = train_fold(spec, chosen, *small, reporter=rest, resume=state)
+    result = train_fold(spec, chosen, small, reporter=rest, resume=state)
     assert [row["epoch"] for row in rest.rows] == [5, 6]  # only what was left
     assert list(result.history["epoch"]) == [1, 2, 3, 4, 5, 6]
     assert list(result.history["stage"]) == ["bce_dice"] * 3 + ["lovasz"] * 3

@@ -48,11 +48,3 @@ def write_folds(path: str | os.PathLike, ids: np.ndarray, folds: np.ndarray) -> 
 
 def read_folds(path: str | os.PathLike) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"id": str, "fold": int})
-
-
-def with_extra(images: np.ndarray, masks: np.ndarray,
-               extra: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
-    """A fold's training images and masks, with the extra (pseudo-labelled) ones after."""
-    if extra is None or not len(extra[0]):
-        return images, masks
-    return np.concatenate([images, extra[0]]), np.concatenate([masks, extra[1]])

@@ -39,7 +39,7 @@ from kagglesalt.model.callbacks import (
     ValidationScore,
     rate_schedule,
 )
-from kagglesalt.model.results import FoldResult, FoldState, UnusableState
+from kagglesalt.model.results import FoldJob, FoldResult, FoldState, UnusableState
 from kagglesalt.model.schedule import Stage, stage_plan
 from kagglesalt.model.settings import TrainSettings
 from kagglesalt.model.spec import ModelSpec
@@ -95,15 +95,13 @@ def _with_weights(predictor: keras.Model, weights: list[np.ndarray]) -> keras.Mo
     return clone
 
 
-def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarray,
-               train_masks: np.ndarray, val_images: np.ndarray, val_masks: np.ndarray,
-               test_images: np.ndarray | None = None, fold: int = 0, folds: int = 1,
+def train_fold(spec: ModelSpec, settings: TrainSettings, job: FoldJob,
                reporter: Reporter | None = None,
                within: budget.FoldBudget | None = None, resume: FoldState | None = None,
                save: Callable[[FoldState], None] | None = None,
                save_every: float = 30.0) -> FoldResult:
-    """Train fold `fold` on uint8 images and bool masks (N, 101, 101); predict its
-    validation and test images with the kept models (the best epoch's, or the snapshots).
+    """Train the fold `job` describes; predict its held-out and test images with the kept
+    models (the best epoch's, or the snapshots).
 
     `within` a time budget, the fold starts from the settings' epochs and re-plans them
     after each epoch to end within the budget's seconds. With `save`, the fold's state is
@@ -112,27 +110,29 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
     started = time.perf_counter() - (resume.seconds if resume else 0.0)
     reporter = reporter or Silent()
     enable_compilation_cache()
-    keras.utils.set_random_seed(settings.seed + fold)
+    keras.utils.set_random_seed(settings.seed + job.fold)
     model, predictor = build_models(spec, settings)
     outputs = len(model.outputs)
-    batches = Batches(train_images, train_masks, settings, settings.seed + fold,
+    batches = Batches(job.train_images, job.train_masks, settings, settings.seed + job.fold,
                       has_salt_target=outputs == 2)
     plan = Plan(stage_plan(settings))
     clock = None
     if within is not None:
-        work = budget.Workload(len(train_images), len(val_images),
-                               0 if test_images is None else len(test_images))
+        work = budget.Workload(len(job.train_images), len(job.val_images),
+                               0 if job.test_images is None else len(job.test_images))
         clock = budget.FoldClock(within, settings, work, started)
-    scorer = ValidationScore(predictor, val_images, val_masks, settings, plan, clock)
+    scorer = ValidationScore(predictor, job.val_images, job.val_masks, settings, plan, clock)
     best, log, snapshots, end = KeepBest(), EpochLog(reporter), Snapshots(plan), StageEnd(plan)
-    pacer = Pacer(clock, plan, reporter, fold, len(batches)) if clock else None
+    pacer = Pacer(clock, plan, reporter, job.fold, len(batches)) if clock else None
     keeper = Checkpointer(save, save_every, plan, log, best, snapshots, started) \
         if save else None
     first, done, initial = 0, 0, 0
     if resume is not None:  # UnusableState, before any training, if it does not fit
         first, done, initial = _restore(resume, plan, log, best, snapshots, model, batches)
-        reporter.message(f"fold {fold + 1}/{folds}: going on after epoch {done + initial}")
-    reporter.fold_start(fold, folds, plan.epochs if resume else settings.epochs, len(batches))
+        reporter.message(f"fold {job.fold + 1}/{job.folds}: going on after epoch "
+                         f"{done + initial}")
+    reporter.fold_start(job.fold, job.folds, plan.epochs if resume else settings.epochs,
+                        len(batches))
     for number in range(first, len(plan.stages)):
         stage = plan.stages[number]
         resumed = resume is not None and number == first and initial > 0
@@ -163,20 +163,20 @@ def train_fold(spec: ModelSpec, settings: TrainSettings, train_images: np.ndarra
                   initial_epoch=initial if number == first else 0,
                   callbacks=callbacks, verbose=0)
         if stopper is not None and stopper.stopped_epoch > 0:  # said, not silently short
-            reporter.message(f"fold {fold + 1}/{folds}: {stage.loss} stage stopped early at "
-                             f"epoch {done + stopper.stopped_epoch + 1}: no gain in "
+            reporter.message(f"fold {job.fold + 1}/{job.folds}: {stage.loss} stage stopped "
+                             f"early at epoch {done + stopper.stopped_epoch + 1}: no gain in "
                              f"{settings.patience} epochs")
         done += plan.stages[number].epochs
     # Without snapshots every epoch is scored, so a best exists; the last weights otherwise.
     kept = snapshots.weights if settings.snapshots else [best.weights or model.get_weights()]
     models = [_with_weights(predictor, weights) for weights in kept]
-    oof, test = _predict(models, settings, val_images, test_images)
+    oof, test = _predict(models, settings, job.val_images, job.test_images)
     inference.release([predictor, *models])
-    search = metric.threshold_curve(val_masks, oof)
-    result = FoldResult(fold, pd.DataFrame(log.rows), [model_bytes(m) for m in models], oof,
+    search = metric.threshold_curve(job.val_masks, oof)
+    result = FoldResult(job.fold, pd.DataFrame(log.rows), [model_bytes(m) for m in models], oof,
                         test, search.score, search.threshold, time.perf_counter() - started,
-                        len(train_images))
-    reporter.fold_end(fold, search.score)
+                        len(job.train_images))
+    reporter.fold_end(job.fold, search.score)
     return result
 
 

@@ -1,6 +1,6 @@
-"""What training a fold produces (`FoldResult`) and where an unfinished fold stands
-(`FoldState`): Keras-free records that the workspace stores (`runs.Run.write_fold`,
-`runs.Run.save_fold_state`)."""
+"""What a fold is given (`FoldJob`), what training it produces (`FoldResult`) and where an
+unfinished fold stands (`FoldState`): Keras-free values; the workspace stores the last two
+(`runs.Run.write_fold`, `runs.Run.save_fold_state`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,35 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+
+@dataclass(frozen=True)
+class FoldJob:
+    """One fold's images: uint8 images and bool masks (N, 101, 101) to train on (any extra,
+    pseudo-labelled ones after the real), the held-out ones it is scored on, the test
+    images it predicts, and which fold of how many it is."""
+
+    train_images: np.ndarray
+    train_masks: np.ndarray
+    val_images: np.ndarray
+    val_masks: np.ndarray
+    test_images: np.ndarray | None = None
+    fold: int = 0
+    folds: int = 1
+
+    @classmethod
+    def of(cls, images: np.ndarray, masks: np.ndarray, assignment: np.ndarray, fold: int,
+           folds: int, test_images: np.ndarray | None = None,
+           extra: tuple[np.ndarray, np.ndarray] | None = None) -> FoldJob:
+        """Fold `fold` of a fold `assignment` of the training images, with `extra` images
+        and masks that only train."""
+        valid = assignment == fold
+        train_images, train_masks = images[~valid], masks[~valid]
+        if extra is not None and len(extra[0]):
+            train_images = np.concatenate([train_images, extra[0]])
+            train_masks = np.concatenate([train_masks, extra[1]])
+        return cls(train_images, train_masks, images[valid], masks[valid], test_images, fold,
+                   folds)
 
 
 @dataclass
