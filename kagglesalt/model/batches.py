@@ -36,6 +36,11 @@ class Batches(keras.utils.PyDataset):
         self.batch_size = min(settings.batch_size, len(images))
         self.order = self._order()
 
+    def restore(self, epoch: int) -> None:
+        """Go on from `epoch` epochs in: the same shuffles and augmentations as before."""
+        self.epoch = epoch
+        self.order = self._order()
+
     def _order(self) -> np.ndarray:
         return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.images))
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from kagglesalt.competition import metric
 from kagglesalt.model import budget, inference
-from kagglesalt.model.results import FoldState
+from kagglesalt.model.results import FoldState, UnusableState
 from kagglesalt.model.schedule import Stage
 from kagglesalt.model.settings import TrainSettings
 from kagglesalt.progress import Reporter
@@ -45,6 +45,19 @@ class Plan:
     @property
     def epochs(self) -> int:
         return sum(stage.epochs for stage in self.stages)
+
+    # Each piece of a fold's training state keeps its own: `state()` gives what a
+    # checkpoint stores of it, `restore()` takes it back (as Lightning's callbacks do).
+
+    def state(self) -> list[dict[str, Any]]:
+        return [dataclasses.asdict(s) for s in self.stages]
+
+    def restore(self, stages: list[dict[str, Any]]) -> None:
+        """UnusableState when the stored stages do not read."""
+        try:
+            self.stages = [Stage(**{**s, "ends": tuple(s.get("ends") or ())}) for s in stages]
+        except (TypeError, ValueError) as e:
+            raise UnusableState(f"its stages do not read ({e})") from None
 
 
 class ValidationScore(keras.callbacks.Callback):
@@ -88,6 +101,12 @@ class KeepBest(keras.callbacks.Callback):
         if logs.get("val_score", -math.inf) > self.best:
             self.best, self.weights = logs["val_score"], self.model.get_weights()
 
+    def state(self) -> tuple[float, list[np.ndarray] | None]:
+        return float(self.best), self.weights
+
+    def restore(self, best: float, weights: list[np.ndarray] | None) -> None:
+        self.best, self.weights = best, weights
+
 
 class Snapshots(keras.callbacks.Callback):
     """Keeps, in memory, the weights at the last epoch of each cosine cycle of the last
@@ -101,6 +120,12 @@ class Snapshots(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         if epoch + 1 in self.plan.stages[-1].cycle_ends():
             self.weights.append(self.model.get_weights())
+
+    def state(self) -> list[list[np.ndarray]]:
+        return list(self.weights)
+
+    def restore(self, weights: list[list[np.ndarray]]) -> None:
+        self.weights = list(weights)
 
 
 class Pacer(keras.callbacks.Callback):
@@ -154,13 +179,12 @@ class Checkpointer(keras.callbacks.Callback):
         stage_over = epoch + 1 >= self.plan.stages[self.number].epochs
         if time.perf_counter() - self.last < self.every and not stage_over:
             return
+        best_score, best_weights = self.best.state()
         self.save(FoldState(
-            self.number, epoch + 1, self.done,
-            [dataclasses.asdict(s) for s in self.plan.stages], list(self.log.rows),
-            float(self.best.best), time.perf_counter() - self.started,
-            self.model.get_weights(),
+            self.number, epoch + 1, self.done, self.plan.state(), self.log.state(),
+            best_score, time.perf_counter() - self.started, self.model.get_weights(),
             [keras.ops.convert_to_numpy(v) for v in self.model.optimizer.variables],
-            self.best.weights, list(self.snapshots.weights)))
+            best_weights, self.snapshots.state()))
         self.last = time.perf_counter()
 
 
@@ -203,6 +227,12 @@ class EpochLog(keras.callbacks.Callback):
                "learning_rate": self.rate}
         self.rows.append(row)
         self.reporter.epoch_end(row["epoch"], row)
+
+    def state(self) -> list[dict[str, Any]]:
+        return list(self.rows)
+
+    def restore(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = list(rows)
 
 
 def rate_schedule(plan: Plan, number: int,

@@ -186,19 +186,14 @@ def _restore(state: FoldState, plan: Plan, log: EpochLog, best: KeepBest,
     """Put a saved fold state back; returns (first stage to train, epochs before it, epochs
     of it already done). UnusableState when it does not fit this model and plan."""
     state.check_fits([tuple(w.shape) for w in model.weights])
-    try:
-        stages = [Stage(**{**s, "ends": tuple(s.get("ends") or ())}) for s in state.stages]
-    except (TypeError, ValueError) as e:
-        raise UnusableState(f"its stages do not read ({e})") from None
-    if not 0 <= state.stage < len(stages):
-        raise UnusableState(f"stage {state.stage} of a plan of {len(stages)}")
-    plan.stages = stages
-    log.rows = list(state.history)
-    best.best, best.weights = state.best_score, state.best
-    snapshots.weights = list(state.snapshots)
+    plan.restore(state.stages)
+    if not 0 <= state.stage < len(plan.stages):
+        raise UnusableState(f"stage {state.stage} of a plan of {len(plan.stages)}")
+    log.restore(state.history)
+    best.restore(state.best_score, state.best)
+    snapshots.restore(state.snapshots)
     model.set_weights(state.weights)
-    batches.epoch = state.done + state.epoch  # the same shuffles and augmentations as before
-    batches.order = batches._order()
+    batches.restore(state.done + state.epoch)
     first, done, initial = state.stage, state.done, state.epoch
     if initial >= plan.stages[first].epochs:  # that stage was over: the next one begins
         first, done, initial = first + 1, done + plan.stages[first].epochs, 0
