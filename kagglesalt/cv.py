@@ -265,9 +265,25 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
     if plan is not None:
         deadline = time.perf_counter() + plan.minutes * 60 * len(pending) / options.folds \
             if resuming or len(pending) < options.folds else started + plan.minutes * 60
+    def key_of(k: int) -> str:
+        """What a fold's checkpoint was trained with: one of other settings, folds, data or
+        pseudo-labels is not gone on from."""
+        return json.dumps({"settings": settings.as_config(chosen), "fold": k,
+                           "folds": options.folds, "data": train.fingerprint(),
+                           "pseudo": config.pseudo}, sort_keys=True)
+
+    def kept_state(k: int) -> FoldState | None:
+        """An interrupted fold's last kept epoch, if trained as now (a damaged one is set
+        aside, and the fold starts over)."""
+        try:
+            return run.fold_state(k, key_of(k))
+        except UnusableState as e:
+            return _set_aside(run, k, options.folds, e, reporter)
+
     if cluster is not None:
         from kagglesalt import distributed
 
+        states = {k: state.pack() for k in pending if (state := kept_state(k)) is not None}
         within = None
         if deadline is not None:  # folds in waves of as many as the cluster runs at once
             waves = math.ceil(len(pending) / max(1, cluster.slots()))
@@ -277,7 +293,8 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
         distributed.train_folds(cluster, options.model, settings.as_config(chosen),
                                 train.images, train.truth, assignment, test.images, pending,
                                 options.folds, options.plugins_dir, run.write_fold, progress,
-                                within, extra)
+                                within, extra, states,
+                                lambda k, arrays: run.save_fold_state(k, arrays, key_of(k)))
     else:
         for number, k in enumerate(pending):
             within = None
@@ -285,17 +302,10 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
                 within = budget.FoldBudget((deadline - time.perf_counter() -
                                             budget.finish_seconds(len(train))) /
                                            (len(pending) - number), rates, options.most_epochs)
-            # An interrupted fold goes on from its last kept epoch, if trained as now.
-            key = json.dumps({"settings": settings.as_config(chosen), "fold": k,
-                              "folds": options.folds, "data": train.fingerprint(),
-                              "pseudo": config.pseudo}, sort_keys=True)
-            try:
-                resume = run.fold_state(k, key)
-            except UnusableState as e:
-                resume = _set_aside(run, k, options.folds, e, reporter)
+            resume = kept_state(k)
 
-            def save(state: FoldState, k: int = k, key: str = key) -> None:
-                run.save_fold_state(k, state.pack(), key)
+            def save(state: FoldState, k: int = k) -> None:
+                run.save_fold_state(k, state.pack(), key_of(k))
 
             job = FoldJob.of(train.images, train.truth, assignment, k, options.folds,
                              test.images, extra)

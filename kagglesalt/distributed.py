@@ -11,6 +11,7 @@ by Ray (`max_retries`); Ctrl-C cancels the running tasks and keeps the finished 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -156,10 +157,14 @@ def _board_class():
 
     @ray.remote(num_cpus=0)
     class Board:
-        """Progress events from the workers, drained by the driver."""
+        """Progress events from the workers, drained by the driver; and each fold's latest
+        checkpoint (`FoldState.pack()`), which a retried task goes on from and the driver
+        stores in the run folder."""
 
         def __init__(self):
             self.events: list[tuple[str, tuple]] = []
+            self.checkpoints: dict[int, dict[str, np.ndarray]] = {}
+            self.fresh: set[int] = set()
 
         def post(self, kind: str, args: tuple) -> None:
             self.events.append((kind, args))
@@ -167,6 +172,18 @@ def _board_class():
         def drain(self) -> list[tuple[str, tuple]]:
             events, self.events = self.events, []
             return events
+
+        def keep(self, fold: int, arrays: dict[str, np.ndarray], fresh: bool = True) -> None:
+            self.checkpoints[fold] = arrays
+            if fresh:
+                self.fresh.add(fold)
+
+        def latest(self, fold: int) -> dict[str, np.ndarray] | None:
+            return self.checkpoints.get(fold)
+
+        def drain_checkpoints(self) -> dict[int, dict[str, np.ndarray]]:
+            fresh, self.fresh = self.fresh, set()
+            return {fold: self.checkpoints[fold] for fold in fresh}
 
     return Board
 
@@ -176,7 +193,10 @@ def _fold_task(model: str, plugin_files: dict[str, str], settings_config: dict[s
                test_images: np.ndarray, fold: int, folds: int, board,
                gpu_share: float, within: Any = None,
                extra: tuple[np.ndarray, np.ndarray] | None = None) -> Any:
-    """One fold on a worker: the model's plugin loaded there, `fold.train_fold` called."""
+    """One fold on a worker: the model's plugin loaded there, `fold.train_fold` called,
+    going on from the fold's latest checkpoint on the board and keeping new ones there."""
+    import ray
+
     if 0 < gpu_share < 1:
         # JAX takes 75% of a GPU's memory up front; folds sharing one must take their part.
         os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 * gpu_share:.2f}")
@@ -190,6 +210,9 @@ def _fold_task(model: str, plugin_files: dict[str, str], settings_config: dict[s
     from kagglesalt.progress import Reporter
 
     class Forward(Reporter):
+        def message(self, text):
+            board.post.remote("message", (text,))
+
         def fold_start(self, *args):
             board.post.remote("fold_start", args)
 
@@ -207,10 +230,24 @@ def _fold_task(model: str, plugin_files: dict[str, str], settings_config: dict[s
             Path(folder, name).write_text(source)
         plugins.reset()
         spec = plugins.get_model(model, folder if plugin_files else None)
-        from kagglesalt.model.results import FoldJob
+        from kagglesalt.model.results import FoldJob, FoldState, UnusableState
 
         job = FoldJob.of(images, masks, assignment, fold, folds, test_images, extra)
-        return train_fold(spec, from_config(settings_config), job, Forward(), within)
+        settings = from_config(settings_config)
+
+        def save(state: FoldState) -> None:
+            ray.get(board.keep.remote(fold, state.pack()))  # kept before training goes on
+
+        # The latest checkpoint of this fold: the run folder's, or one an earlier try of
+        # this task (a worker that died) left on the board.
+        kept = ray.get(board.latest.remote(fold))
+        try:
+            resume = FoldState.unpack(kept) if kept is not None else None
+            return train_fold(spec, settings, job, Forward(), within, resume, save)
+        except UnusableState as e:  # found before any training: the fold starts over
+            Forward().message(f"fold {fold + 1}/{folds}: its checkpoint does not load ({e}); "
+                              "the fold starts over")
+            return train_fold(spec, settings, job, Forward(), within, None, save)
 
 
 def train_folds(cluster: Cluster, model: str, settings_config: dict[str, Any],
@@ -218,12 +255,19 @@ def train_folds(cluster: Cluster, model: str, settings_config: dict[str, Any],
                 test_images: np.ndarray, pending: Sequence[int], folds: int,
                 plugins_dir: str | os.PathLike | None, store: Callable[[Any], Any],
                 reporter, within: Any = None,
-                extra: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                extra: tuple[np.ndarray, np.ndarray] | None = None,
+                states: dict[int, dict[str, np.ndarray]] | None = None,
+                keep: Callable[[int, dict[str, np.ndarray]], Any] | None = None) -> None:
     """Train the `pending` folds as Ray tasks; `store(result)` is called on the driver as
     each finishes. On Ctrl-C (or any error) the unfinished tasks are cancelled. `within`:
-    each fold's time budget (a `budget.FoldBudget`), kept on the worker's own clock."""
+    each fold's time budget (a `budget.FoldBudget`), kept on the worker's own clock.
+    `states`: the folds' kept checkpoints (`FoldState.pack()`) to go on from; `keep(k,
+    arrays)` is called on the driver with each checkpoint a fold makes, before its task
+    ends, so a retried task, a Ctrl-C and a rerun (on Ray or not) go on from it."""
     ray = _import_ray()
     board = _board_class().remote()
+    for k, arrays in (states or {}).items():
+        ray.get(board.keep.remote(k, arrays, False))
     refs = [ray.put(a) for a in (images, masks, assignment, test_images)]
     task = ray.remote(_fold_task).options(
         num_cpus=cluster.cpus_per_fold, num_gpus=cluster.gpus_per_fold,
@@ -252,12 +296,27 @@ def train_folds(cluster: Cluster, model: str, settings_config: dict[str, Any],
                                           "times: see the Ray logs (/tmp/ray/session_latest/"
                                           "logs)") from None
                 store(result)
+            _keep_checkpoints(ray, board, keep, running)
             _replay(ray.get(board.drain.remote()), reporter)
     finally:
+        with contextlib.suppress(Exception):  # what the folds kept until the end, kept
+            _keep_checkpoints(ray, board, keep, running)
         for ref in running:
             ray.cancel(ref, force=True)
         if running:  # let cancelled workers go before the driver exits
             time.sleep(0.2)
+
+
+def _keep_checkpoints(ray, board, keep: Callable[[int, dict[str, np.ndarray]], Any] | None,
+                      running: dict) -> None:
+    """The folds' new checkpoints into the run folder (by `keep`), for the folds still
+    training: a finished fold needs none."""
+    if keep is None:
+        return
+    unfinished = set(running.values())
+    for fold, arrays in ray.get(board.drain_checkpoints.remote()).items():
+        if fold in unfinished:
+            keep(fold, arrays)
 
 
 def _replay(events: list[tuple[str, tuple]], reporter) -> None:

@@ -5,6 +5,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 ray = pytest.importorskip("ray")
@@ -187,3 +188,51 @@ def test_workers_running_other_versions_are_refused_in_one_line(monkeypatch):
     with pytest.raises(KaggleSaltError, match=r"runs kagglesalt .* this machine kagglesalt "
                                               r"9\.9\.9 .*install the same versions"):
         distributed.check_versions(ray)
+
+
+class Said(Recorder):
+    def __init__(self, interrupt_after_epochs=None):
+        super().__init__()
+        self.messages, self.stop = [], interrupt_after_epochs
+
+    def message(self, text):
+        self.messages.append(text)
+
+    def epoch_end(self, epoch, row):
+        super().epoch_end(epoch, row)
+        if self.stop and self.epochs >= self.stop:
+            raise KeyboardInterrupt
+
+
+def test_a_fold_checkpointed_here_goes_on_from_its_checkpoint_on_ray(synthetic_master,
+                                                                    tmp_path):
+    ws = Workspace(synthetic_master, tmp_path / "runs", tmp_path / "subs")
+    settings = {"epochs": 4, "loss": "bce+lovasz", "lovasz_share": 0.25}  # 3 + 1 epochs
+    here = cv.CVOptions("tiny", 3, "moved", str(EXAMPLES), {**SETTINGS, **settings})
+    with pytest.raises(KeyboardInterrupt):  # fold 1 cut short in its Lovász stage
+        cv.run_cv(ws, here, Said(interrupt_after_epochs=4))
+    assert (tmp_path / "runs" / "moved" / "fold_0" / "checkpoint.npz").exists()
+    said = Said()
+    run = cv.run_cv(ws, options("moved", **settings), said)
+    assert "fold 1/3: going on after epoch 3" in said.messages, said.messages
+    assert run.finished and said.epochs == 1 + 4 + 4  # fold 1's last epoch, then two folds
+    assert list(pd.read_csv(run.fold_dir(0) / "history.csv")["epoch"]) == [1, 2, 3, 4]
+
+
+def test_folds_on_ray_keep_checkpoints_in_the_run_folder_and_a_rerun_goes_on(
+        synthetic_master, tmp_path):
+    ws = Workspace(synthetic_master, tmp_path / "runs", tmp_path / "subs")
+    settings = {"epochs": 6}
+    with pytest.raises(KeyboardInterrupt):  # the driver stopped while the folds train
+        cv.run_cv(ws, options("kept", **settings), Said(interrupt_after_epochs=5))
+    run = cv.Run(tmp_path / "runs" / "kept")
+    kept = [k for k in range(3) if (run.fold_dir(k) / "checkpoint.npz").exists()]
+    assert kept, "no fold kept its checkpoint"
+    said = Said()
+    run = cv.run_cv(ws, options("kept", **settings), said)
+    assert any("going on after epoch" in m for m in said.messages), said.messages
+    assert run.finished
+    for k in range(3):  # every epoch of every fold in its history once
+        assert list(pd.read_csv(run.fold_dir(k) / "history.csv")["epoch"]) == \
+            list(range(1, 7))
+        assert not (run.fold_dir(k) / "checkpoint.npz").exists()
