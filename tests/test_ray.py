@@ -222,17 +222,30 @@ def test_a_fold_checkpointed_here_goes_on_from_its_checkpoint_on_ray(synthetic_m
 def test_folds_on_ray_keep_checkpoints_in_the_run_folder_and_a_rerun_goes_on(
         synthetic_master, tmp_path):
     ws = Workspace(synthetic_master, tmp_path / "runs", tmp_path / "subs")
-    settings = {"epochs": 6}
-    with pytest.raises(KeyboardInterrupt):  # the driver stopped while the folds train
-        cv.run_cv(ws, options("kept", **settings), Said(interrupt_after_epochs=5))
-    run = cv.Run(tmp_path / "runs" / "kept")
+    settings = {"epochs": 20, "loss": "bce+lovasz", "lovasz_share": 0.5}  # 10 + 10 epochs
+    folder = tmp_path / "runs" / "kept"
+
+    class StopOnceKept(Said):
+        """The driver is stopped once a fold's checkpoint (kept at its first stage's end)
+        has reached the run folder, while that fold still trains its second stage."""
+
+        def epoch_end(self, epoch, row):
+            super().epoch_end(epoch, row)
+            if any(folder.glob("fold_*/checkpoint.npz")):
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cv.run_cv(ws, options("kept", **settings), StopOnceKept())
+    run = cv.Run(folder)
     kept = [k for k in range(3) if (run.fold_dir(k) / "checkpoint.npz").exists()]
-    assert kept, "no fold kept its checkpoint"
+    assert kept and not run.finished
     said = Said()
     run = cv.run_cv(ws, options("kept", **settings), said)
-    assert any("going on after epoch" in m for m in said.messages), said.messages
+    for k in kept:
+        assert any(m.startswith(f"fold {k + 1}/3: going on after epoch ") for m in
+                   said.messages), said.messages
     assert run.finished
     for k in range(3):  # every epoch of every fold in its history once
         assert list(pd.read_csv(run.fold_dir(k) / "history.csv")["epoch"]) == \
-            list(range(1, 7))
+            list(range(1, 21))
         assert not (run.fold_dir(k) / "checkpoint.npz").exists()
