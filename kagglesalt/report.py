@@ -210,7 +210,11 @@ def _learning_curves(subject: Subject) -> str:
 
     parts = []
     for run in subject.runs:
-        histories = run.histories()
+        try:
+            histories = run.histories()
+        except KaggleSaltError as e:  # the rest of the report is still worth having
+            parts.append(f"<p>{html.escape(str(e))}</p>")
+            continue
         if not histories:
             continue
         fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(11, 3.6))

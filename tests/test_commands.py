@@ -432,3 +432,14 @@ def test_report_clears_an_old_temporary_of_its_page(two_runs, tmp_path):
     fresh.write_bytes(b"y")
     assert outcome(ws, "report", "first").exit_code == 0
     assert not stale.exists() and fresh.exists()
+
+
+def test_a_damaged_fold_history_leaves_the_rest_of_the_report(two_runs, tmp_path):
+    ws = copy_of(two_runs, tmp_path)
+    history = ws.runs_dir / "first" / "fold_1" / "history.csv"
+    history.write_bytes(bytes(range(256)) * 8)
+    result = outcome(ws, "report", "first")
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    page = (ws.runs_dir / "first" / "report.html").read_text()
+    assert "history.csv is damaged" in page and "learning curves cannot be drawn" in page
+    assert "OOF competition score" in page

@@ -256,7 +256,11 @@ class Run:
         """Each trained fold's validation history, fold by fold."""
         paths = sorted(self.path.glob("fold_*/history.csv"),
                        key=lambda p: int(p.parent.name.split("_")[1]))
-        return [_read_table(p, partial(pd.read_csv, p), ["epoch"]) for p in paths]
+        # A fold's history is its own (cv cannot write it again without training it anew).
+        fix = "its fold's learning curves cannot be drawn; the fold's models and scores are " \
+            "whole"
+        return [_read_table(p, partial(pd.read_csv, p), ["epoch", "loss"], fix)
+                for p in paths]
 
     # Writing (kagglesalt cv)
 
@@ -340,24 +344,24 @@ class Run:
         write_json(self.path / "scores.json", scores.to_json())
 
 
-def _read_table(path: Path, read: Callable[[], pd.DataFrame],
-                columns: list[str]) -> pd.DataFrame:
-    """A run's CSV record read by `read`; damaged (cut, binary, columns missing, values
-    of the wrong type) is one line."""
+REWRITTEN_BY_CV = "rerun the run's `kagglesalt cv` command, which writes it again and " \
+    "keeps the finished folds"
+
+
+def _read_table(path: Path, read: Callable[[], pd.DataFrame], columns: list[str],
+                fix: str = REWRITTEN_BY_CV) -> pd.DataFrame:
+    """A run's CSV record read by `read`; missing or damaged (cut, binary, columns
+    missing, values of the wrong type) is one line ending in `fix`."""
     try:
         table = read()
     except FileNotFoundError:
-        raise KaggleSaltError(f"{path} is missing: rerun the run's `kagglesalt cv` command, "
-                              "which keeps its finished folds") from None
+        raise KaggleSaltError(f"{path} is missing: {fix}") from None
     except (ValueError, TypeError, UnicodeDecodeError, pd.errors.ParserError,
             pd.errors.EmptyDataError) as e:
-        raise KaggleSaltError(f"{path} is damaged ({type(e).__name__}): rerun the run's "
-                              "`kagglesalt cv` command, which keeps its finished folds"
-                              ) from None
+        raise KaggleSaltError(f"{path} is damaged ({type(e).__name__}): {fix}") from None
     missing = [c for c in columns if c not in table]
     if missing:
-        raise KaggleSaltError(f"{path} is damaged (no {missing[0]} column): rerun the run's "
-                              "`kagglesalt cv` command, which keeps its finished folds")
+        raise KaggleSaltError(f"{path} is damaged (no {missing[0]} column): {fix}")
     return table
 
 
