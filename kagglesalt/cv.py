@@ -218,7 +218,7 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
         old = run.config
         if old.identity() != config.identity():
             differences = config.differences(old)
-            # Never advice that throws finished folds away.
+            # Never advise what throws finished folds away.
             point = f"point {option('data_dir')} at the data it was trained on, or " \
                 if "data" in differences else ""
             raise KaggleSaltError(f"run {name} exists with different "
@@ -265,6 +265,7 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
     if plan is not None:
         deadline = time.perf_counter() + plan.minutes * 60 * len(pending) / options.folds \
             if resuming or len(pending) < options.folds else started + plan.minutes * 60
+
     def key_of(k: int) -> str:
         """What a fold's checkpoint was trained with: one of other settings, folds, data or
         pseudo-labels is not gone on from."""
