@@ -443,3 +443,14 @@ def test_a_damaged_fold_history_leaves_the_rest_of_the_report(two_runs, tmp_path
     page = (ws.runs_dir / "first" / "report.html").read_text()
     assert "history.csv is damaged" in page and "learning curves cannot be drawn" in page
     assert "OOF competition score" in page
+
+
+def test_runs_lists_the_epochs_the_folds_ran_not_the_first_plan(two_runs, tmp_path):
+    """A budget re-plans each fold's epochs as it goes (the demo's planned 17 and ran 40)."""
+    ws = copy_of(two_runs, tmp_path)
+    done = ws.runs_dir / "first" / "fold_1" / "done.json"
+    summary = json.loads(done.read_text())
+    done.write_text(json.dumps({**summary, "epochs_run": 5}))
+    line = next(line for line in outcome(ws, "runs").output.splitlines()
+                if line.lstrip().startswith("first"))
+    assert "2×2-5" in line
