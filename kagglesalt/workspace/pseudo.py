@@ -5,7 +5,9 @@ Only confident images are taken: an image is confident when at least `confidence
 pixels are sure, a pixel being sure when its predicted probability is at least `MARGIN`
 from the source's threshold (an empty prediction is sure when every pixel is far below it).
 The pseudo-labelled images only ever train: the folds, the validation scores and the OOF
-score stay on the real labels alone.
+score stay on the real labels alone. That OOF is still a little optimistic: the source's
+models trained on every training image, so what they learned of a fold's held-out images
+reaches that fold through the test images' masks. The hidden test score is the judge.
 """
 
 from __future__ import annotations
