@@ -198,8 +198,9 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
         plan = None
         if options.minutes is not None:
             left = options.minutes * 60 - (time.perf_counter() - started)
-            _refuse_a_budget_too_small(options, chosen, work, rates, len(train), left,
-                                       time.perf_counter() - started)
+            if cluster is None:  # on Ray the workers, maybe faster, keep their own clocks
+                _refuse_a_budget_too_small(options, chosen, work, rates, len(train), left,
+                                           time.perf_counter() - started)
             epochs = budget.choose_epochs(left, chosen, work, options.folds, rates, len(train),
                                           options.most_epochs)
             plan = budget.Budget(options.minutes, epochs, rates, here.describe())

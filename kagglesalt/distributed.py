@@ -158,8 +158,8 @@ def _board_class():
     @ray.remote(num_cpus=0)
     class Board:
         """Progress events from the workers, drained by the driver; and each fold's latest
-        checkpoint (`FoldState.pack()`), which a retried task goes on from and the driver
-        stores in the run folder."""
+        checkpoint (`FoldState.pack()`), which the driver stores in the run folder and
+        gives a fold it tries again."""
 
         def __init__(self):
             self.events: list[tuple[str, tuple]] = []
@@ -173,13 +173,9 @@ def _board_class():
             events, self.events = self.events, []
             return events
 
-        def keep(self, fold: int, arrays: dict[str, np.ndarray], fresh: bool = True) -> None:
+        def keep(self, fold: int, arrays: dict[str, np.ndarray]) -> None:
             self.checkpoints[fold] = arrays
-            if fresh:
-                self.fresh.add(fold)
-
-        def latest(self, fold: int) -> dict[str, np.ndarray] | None:
-            return self.checkpoints.get(fold)
+            self.fresh.add(fold)
 
         def drain_checkpoints(self) -> dict[int, dict[str, np.ndarray]]:
             fresh, self.fresh = self.fresh, set()
@@ -192,10 +188,12 @@ def _fold_task(model: str, plugin_files: dict[str, str], settings_config: dict[s
                images: np.ndarray, masks: np.ndarray, assignment: np.ndarray,
                test_images: np.ndarray, fold: int, folds: int, board,
                gpu_share: float, within: Any = None,
-               extra: tuple[np.ndarray, np.ndarray] | None = None) -> Any:
+               extra: tuple[np.ndarray, np.ndarray] | None = None,
+               kept: dict[str, np.ndarray] | None = None) -> Any:
     """One fold on a worker: the model's plugin loaded there, `fold.train_fold` called,
-    going on from the fold's latest checkpoint on the board and keeping new ones there."""
-    import ray
+    going on from `kept` (a `FoldState.pack()`) if given and posting new checkpoints to
+    the board. Nothing here waits on the board: a task blocked in `ray.get` gives its CPU
+    back to Ray, which would start another fold beside it."""
 
     if 0 < gpu_share < 1:
         # JAX takes 75% of a GPU's memory up front; folds sharing one must take their part.
@@ -236,11 +234,8 @@ def _fold_task(model: str, plugin_files: dict[str, str], settings_config: dict[s
         settings = from_config(settings_config)
 
         def save(state: FoldState) -> None:
-            ray.get(board.keep.remote(fold, state.pack()))  # kept before training goes on
+            board.keep.remote(fold, state.pack())
 
-        # The latest checkpoint of this fold: the run folder's, or one an earlier try of
-        # this task (a worker that died) left on the board.
-        kept = ray.get(board.latest.remote(fold))
         try:
             resume = FoldState.unpack(kept) if kept is not None else None
             return train_fold(spec, settings, job, Forward(), within, resume, save)
@@ -262,28 +257,39 @@ def train_folds(cluster: Cluster, model: str, settings_config: dict[str, Any],
     each finishes. On Ctrl-C (or any error) the unfinished tasks are cancelled. `within`:
     each fold's time budget (a `budget.FoldBudget`), kept on the worker's own clock.
     `states`: the folds' kept checkpoints (`FoldState.pack()`) to go on from; `keep(k,
-    arrays)` is called on the driver with each checkpoint a fold makes, before its task
-    ends, so a retried task, a Ctrl-C and a rerun (on Ray or not) go on from it."""
+    arrays)` is called on the driver with each checkpoint a fold makes, so a Ctrl-C and a
+    rerun (on Ray or not) go on from it. A fold whose worker died is tried again here, up
+    to MAX_RETRIES times, from its latest checkpoint (not by Ray's own retries, which would
+    give it the first one)."""
     ray = _import_ray()
     board = _board_class().remote()
-    for k, arrays in (states or {}).items():
-        ray.get(board.keep.remote(k, arrays, False))
+    latest = dict(states or {})
     refs = [ray.put(a) for a in (images, masks, assignment, test_images)]
     task = ray.remote(_fold_task).options(
-        num_cpus=cluster.cpus_per_fold, num_gpus=cluster.gpus_per_fold,
-        max_retries=MAX_RETRIES, retry_exceptions=False)
+        num_cpus=cluster.cpus_per_fold, num_gpus=cluster.gpus_per_fold, max_retries=0,
+        retry_exceptions=False)
     plugin_files = workspace_plugins(plugins_dir)
     extra_ref = ray.put(extra) if extra is not None else None
-    running = {task.remote(model, plugin_files, settings_config, *refs[:3], refs[3], k,
-                           folds, board, cluster.gpus_per_fold, within, extra_ref): k
-               for k in pending}
+
+    def launch(k: int):
+        return task.remote(model, plugin_files, settings_config, *refs[:3], refs[3], k, folds,
+                           board, cluster.gpus_per_fold, within, extra_ref, latest.get(k))
+
+    running = {launch(k): k for k in pending}
+    tries = {k: 1 for k in pending}
     reporter.message(f"Training folds {', '.join(str(k + 1) for k in pending)} on "
                      f"{cluster.describe()}")
+
+    def keep_latest(fold: int, arrays: dict[str, np.ndarray]) -> None:
+        latest[fold] = arrays
+        if keep is not None:
+            keep(fold, arrays)
+
     try:
         while running:
             done, _ = ray.wait(list(running), num_returns=len(running), timeout=POLL_SECONDS)
             for ref in done:  # stored before anything else, so an interrupt keeps them
-                running.pop(ref)
+                k = running.pop(ref)
                 try:
                     result = ray.get(ref)
                 except ray.exceptions.RayTaskError as e:
@@ -292,27 +298,37 @@ def train_folds(cluster: Cluster, model: str, settings_config: dict[str, Any],
                         raise cause from None
                     raise
                 except ray.exceptions.WorkerCrashedError:
-                    raise KaggleSaltError(f"the worker of a fold died {MAX_RETRIES + 1} "
-                                          "times: see the Ray logs (/tmp/ray/session_latest/"
-                                          "logs)") from None
+                    if tries[k] > MAX_RETRIES:
+                        raise KaggleSaltError(f"the worker of fold {k + 1} died {tries[k]} "
+                                              "times: see the Ray logs (/tmp/ray/"
+                                              "session_latest/logs)") from None
+                    _keep_checkpoints(ray, board, keep_latest, {**running, None: k})
+                    tries[k] += 1
+                    running[launch(k)] = k  # from its latest checkpoint
+                    continue
                 store(result)
-            _keep_checkpoints(ray, board, keep, running)
             _replay(ray.get(board.drain.remote()), reporter)
+            _keep_checkpoints(ray, board, keep_latest, running)
     finally:
-        with contextlib.suppress(Exception):  # what the folds kept until the end, kept
-            _keep_checkpoints(ray, board, keep, running)
+        # Folds that finished while the driver was stopped (their results ready, not yet
+        # collected) are stored, not cancelled; the others keep their last checkpoints.
+        with contextlib.suppress(Exception):
+            ready, _ = ray.wait(list(running), num_returns=len(running), timeout=0)
+            for ref in ready:
+                store(ray.get(ref))
+                running.pop(ref)
+        with contextlib.suppress(Exception):
+            _keep_checkpoints(ray, board, keep_latest, running)
         for ref in running:
             ray.cancel(ref, force=True)
         if running:  # let cancelled workers go before the driver exits
             time.sleep(0.2)
 
 
-def _keep_checkpoints(ray, board, keep: Callable[[int, dict[str, np.ndarray]], Any] | None,
+def _keep_checkpoints(ray, board, keep: Callable[[int, dict[str, np.ndarray]], Any],
                       running: dict) -> None:
-    """The folds' new checkpoints into the run folder (by `keep`), for the folds still
-    training: a finished fold needs none."""
-    if keep is None:
-        return
+    """The folds' new checkpoints, handed to `keep`, for the folds still training: a
+    finished fold needs none."""
     unfinished = set(running.values())
     for fold, arrays in ray.get(board.drain_checkpoints.remote()).items():
         if fold in unfinished:

@@ -13,8 +13,12 @@ EXAMPLES = str(Path(__file__).parent / "plugin_examples")
 def test_the_device_is_described_in_words():
     assert Device("CPU", "AMD EPYC", 2, "tensorflow", "3.15.1").describe() == \
         "CPU AMD EPYC (2 cores), Keras 3.15.1 on tensorflow"
-    assert Device("GPU", "NVIDIA H200", 2, "jax", "3.15.1").describe() == \
-        "GPU NVIDIA H200 (x2), Keras 3.15.1 on jax"
+    assert Device("GPU", "NVIDIA H200", 2, "jax", "3.15.1",
+                  auto_precision="mixed_bfloat16").describe() == \
+        "GPU NVIDIA H200 (x2), Keras 3.15.1 on jax, precision auto: mixed_bfloat16"
+    assert Device("GPU", "Tesla T4", 2, "tensorflow", "3.15.1",
+                  auto_precision="mixed_float16").describe().endswith(
+        "precision auto: mixed_float16")
     here = device()
     assert here.kind in ("CPU", "GPU") and here.count >= 1
 

@@ -98,10 +98,18 @@ def test_an_interrupted_ray_run_resumes_without_retraining_finished_folds(synthe
     run = cv.Run(tmp_path / "runs" / "cut")
     finished = run.folds_done()
     assert 1 <= finished < 3 and not run.finished
+    before = {k: pd.read_csv(run.fold_dir(k) / "history.csv") for k in range(3)
+              if run.fold_summary(k) is not None}
     recorder = Recorder()
     run = cv.run_cv(ws, options("cut"), recorder)
     assert run.finished and len(recorder.starts) == 3 - finished
-    assert recorder.epochs == 3 * (3 - finished)
+    # A fold cut short goes on from its checkpoint, if it kept one: no epoch twice.
+    assert recorder.epochs <= 3 * (3 - finished)
+    for k in range(3):
+        history = pd.read_csv(run.fold_dir(k) / "history.csv")
+        assert list(history["epoch"]) == [1, 2, 3]
+        if k in before:  # a finished fold is not trained again
+            assert history.equals(before[k])
 
 
 def test_a_workspace_plugin_only_the_driver_has_trains_on_the_workers(synthetic_master,
@@ -249,3 +257,46 @@ def test_folds_on_ray_keep_checkpoints_in_the_run_folder_and_a_rerun_goes_on(
         assert list(pd.read_csv(run.fold_dir(k) / "history.csv")["epoch"]) == \
             list(range(1, 21))
         assert not (run.fold_dir(k) / "checkpoint.npz").exists()
+
+
+def test_a_fold_whose_worker_died_goes_on_from_its_latest_checkpoint(synthetic_master,
+                                                                    tmp_path):
+    import os
+    import signal
+
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    source = (EXAMPLES / "tiny_model.py").read_text()
+    (folder / "noted.py").write_text(source.replace(
+        "def build(input_size=32, width=4):\n",
+        textwrap.dedent(f"""\
+            def build(input_size=32, width=4):
+                import os
+                from pathlib import Path
+                import ray
+                if ray.get_runtime_context().get_task_id() is not None:  # on a worker
+                    Path({str(pids)!r}, str(os.getpid())).touch()
+            """)))
+    ws = Workspace(synthetic_master, tmp_path / "runs", tmp_path / "subs")
+    settings = {"epochs": 20, "loss": "bce+lovasz", "lovasz_share": 0.5}  # 10 + 10 epochs
+    run_dir = tmp_path / "runs" / "revived"
+
+    class KillOnceKept(Said):
+        killed = False
+
+        def epoch_end(self, epoch, row):
+            super().epoch_end(epoch, row)
+            if not self.killed and any(run_dir.glob("fold_*/checkpoint.npz")):
+                self.killed = True
+                for pid in pids.iterdir():  # the workers die mid-fold, their folds kept
+                    os.kill(int(pid.name), signal.SIGKILL)
+
+    said = KillOnceKept()
+    run = cv.run_cv(ws, options("revived", folder, **settings), said)
+    assert said.killed and run.finished
+    assert any("going on after epoch 10" in m for m in said.messages), said.messages
+    for k in range(3):  # every epoch once in each fold's history
+        assert list(pd.read_csv(run.fold_dir(k) / "history.csv")["epoch"]) == \
+            list(range(1, 21))
