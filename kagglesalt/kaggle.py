@@ -115,6 +115,10 @@ class OutcomeUnknown(KaggleSaltError):
     have it."""
 
 
+class Refused(KaggleSaltError):
+    """Kaggle answered, and said no (HTTP 4xx): nothing was done there."""
+
+
 def network_timeout() -> float:
     try:
         return max(0.1, float(os.environ.get(TIMEOUT_ENV, "60")))
@@ -179,18 +183,18 @@ def _translated_errors(competition: str, doing: str) -> Iterator[None]:
     except requests.HTTPError as e:
         status = e.response.status_code if e.response is not None else None
         if status == 401:
-            raise KaggleSaltError(f"Kaggle refused the credentials (HTTP 401) while {doing}: "
-                                  "check the username and key, or create a new API token"
-                                  ) from None
+            raise Refused(f"Kaggle refused the credentials (HTTP 401) while {doing}: "
+                          "check the username and key, or create a new API token") from None
         if status == 403:
-            raise KaggleSaltError(
+            raise Refused(
                 f"Kaggle answered 403 Forbidden while {doing}: accept the competition rules at "
                 f"https://www.kaggle.com/competitions/{competition}/rules, then retry") from None
         if status == 404:
-            raise KaggleSaltError(f"Kaggle has no competition '{competition}' (HTTP 404): "
-                                  f"check {option('competition')}") from None
-        raise KaggleSaltError(f"Kaggle answered HTTP {status} while {doing}: the service may "
-                              "be down; try again in a few minutes") from None
+            raise Refused(f"Kaggle has no competition '{competition}' (HTTP 404): "
+                          f"check {option('competition')}") from None
+        kind = Refused if status is not None and status < 500 else KaggleSaltError
+        raise kind(f"Kaggle answered HTTP {status} while {doing}: the service may be down; "
+                   "try again in a few minutes") from None
     except requests.Timeout:
         raise KaggleSaltError(f"Kaggle did not answer within {network_timeout():g} s while "
                               f"{doing}: check the network connection or proxy, then rerun "
@@ -353,6 +357,8 @@ def submit(path: Path, message: str, competition: str = COMPETITION,
         try:
             with _translated_errors(competition, f"submitting {path.name}"), _quiet():
                 response = api.competition_submit(str(path), message, competition, quiet=True)
+        except Refused:  # a definite no: nothing was recorded
+            raise
         except KaggleSaltError as e:
             if any("CreateSubmission" in url for url in sent):
                 raise OutcomeUnknown(f"{e}; the request that records the submission had "

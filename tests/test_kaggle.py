@@ -432,3 +432,14 @@ def test_a_connection_that_never_answers_times_out_in_one_line(server, with_data
     one_line_error(kagglesalt("submit", "-m", "stalled"), "Kaggle may have it")
     assert submissions.Ledger(with_data / "submissions").read().iloc[-1]["status"] == \
         "uploading"
+
+
+def test_a_recording_request_kaggle_refused_leaves_no_row(server, with_data):
+    """A definite no (HTTP 4xx) to the request that records a submission: nothing is there."""
+    write_submission(with_data)
+    server.status["CreateSubmission"] = 400
+    one_line_error(kagglesalt("submit", "-m", "refused"), "HTTP 400")
+    assert len(submissions.Ledger(with_data / "submissions").read()) == 0
+    server.status.clear()
+    assert kagglesalt("submit", "-m", "accepted").exit_code == 0
+    assert len(server.submitted) == 1
