@@ -167,13 +167,7 @@ def run_ensemble(ws: Workspace, run_names: Sequence[str] = (),
     given = [w for w, g in (("threshold", threshold is not None),
                             ("post-processing", post != "auto")) if g]
 
-    tests: list[np.ndarray] = []
-    for run in members:
-        test = run.test()
-        if test is None:
-            raise KaggleSaltError(f"run {run.name} has no test predictions (its data folder "
-                                  "had no test images): train it on the competition's data")
-        tests.append(test)
+    tests = [run.require_test() for run in members]
     rles: list[str] = []
     for start in range(0, len(test_ids), TEST_CHUNK):
         levels = metric.combine(tests, chosen, slice(start, start + TEST_CHUNK))

@@ -28,6 +28,16 @@ def two_runs(tmp_path_factory, synthetic_master, trained_runs):
     return ws
 
 
+class Said(cv.Reporter):
+    """Keeps what cv says."""
+
+    def __init__(self):
+        self.messages = []
+
+    def message(self, text):
+        self.messages.append(text)
+
+
 def invoke(ws, *args):
     result = CliRunner().invoke(cli, ["--data-dir", str(ws.data_dir), "--runs-dir",
                                       str(ws.runs_dir), *args], env={"COLUMNS": "200"})
@@ -205,14 +215,10 @@ def test_a_fold_missing_a_model_file_is_refused_by_predict_and_retrained_by_cv(t
                      "--plugins-dir", EXAMPLES)
     assert result.exit_code == 1
     assert "fold_1 holds 0 of its 1 model files" in result.output
-    messages = []
-
-    class Said(cv.Reporter):
-        def message(self, text):
-            messages.append(text)
-
+    said = Said()
+    messages = said.messages
     run = cv.run_cv(ws, cv.CVOptions("tiny", 2, "first", EXAMPLES, {"seed": 1, "epochs": 2}),
-                    Said())
+                    said)
     assert any("fold 2/2 is not whole" in m and "training it again" in m for m in messages)
     assert run.fold_problem(1) is None and len(run.fold_models(1)) == 1
 
@@ -361,14 +367,10 @@ def test_a_damaged_run_record_is_one_line_and_cv_rebuilds_it_keeping_every_fold(
             assert name in result.output and ("damaged" in result.output
                                               or "missing" in result.output), result.output
     models = sorted(p.stat().st_mtime_ns for p in (ws.runs_dir / "first").glob("fold_*/*"))
-    messages = []
-
-    class Said(cv.Reporter):
-        def message(self, text):
-            messages.append(text)
-
+    said = Said()
+    messages = said.messages
     run = cv.run_cv(ws, cv.CVOptions("tiny", 2, "first", EXAMPLES, {"seed": 1, "epochs": 2}),
-                    Said())
+                    said)
     assert messages.count("fold 1/2 already trained: score "
                           f"{run.fold_summary(0).score:.4f}") == 1, messages
     assert not any("again" in m for m in messages), messages
@@ -399,14 +401,10 @@ def test_a_run_resumes_after_its_data_folder_moved(two_runs, tmp_path):
     shutil.copytree(two_runs.runs_dir / "first", ws.runs_dir / "first")
     shutil.rmtree(ws.runs_dir / "first" / "fold_1")  # cut short in its second fold
     (ws.runs_dir / "first" / "scores.json").unlink()
-    messages = []
-
-    class Said(cv.Reporter):
-        def message(self, text):
-            messages.append(text)
-
+    said = Said()
+    messages = said.messages
     run = cv.run_cv(ws, cv.CVOptions("tiny", 2, "first", EXAMPLES, {"seed": 1, "epochs": 2}),
-                    Said())
+                    said)
     assert any(m.startswith("fold 1/2 already trained") for m in messages), messages
     assert run.finished and run.config.data.dir == str(moved.resolve())
 

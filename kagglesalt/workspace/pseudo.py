@@ -86,14 +86,7 @@ def select(ws: Workspace, source: str, confidence: float, test_ids: list[str],
             raise KaggleSaltError(f"{described} was made from other data than "
                                   f"{Path(ws.data_dir)} holds: its pseudo-labels would not "
                                   "be of these test images; give a source trained on them")
-    tests = []
-    for member in members:
-        levels = member.test()
-        if levels is None:
-            raise KaggleSaltError(f"run {member.name} has no test predictions: give a source "
-                                  "that predicted the test images")
-        tests.append(levels)
-    levels = metric.combine(tests, weights)
+    levels = metric.combine([member.require_test() for member in members], weights)
     keep = confident(levels, threshold, confidence)
     if not keep.any():
         raise KaggleSaltError(f"no test image of {described} has {confidence:.0%} of its "

@@ -181,6 +181,15 @@ class Run:
         """uint8 (N, 101, 101) out-of-fold levels, memory-mapped."""
         return _load_levels(self.path / "oof.npy")
 
+    def require_test(self) -> np.ndarray:
+        """The test levels of a run that must have them (an ensemble's member, a source of
+        pseudo-labels)."""
+        levels = self.test()
+        if levels is None:
+            raise KaggleSaltError(f"run {self.name} has no test predictions (its data folder "
+                                  "had no test images): train it on the competition's data")
+        return levels
+
     def test(self) -> np.ndarray | None:
         """uint8 test levels, memory-mapped; None for a run of data without test images."""
         path = self.path / "test.npy"
