@@ -302,13 +302,13 @@ def train_folds(cluster: Cluster, model: str, settings_config: dict[str, Any],
                         raise KaggleSaltError(f"the worker of fold {k + 1} died {tries[k]} "
                                               "times: see the Ray logs (/tmp/ray/"
                                               "session_latest/logs)") from None
-                    _keep_checkpoints(ray, board, keep_latest, {**running, None: k})
+                    _keep_checkpoints(ray, board, keep_latest, {*running.values(), k})
                     tries[k] += 1
                     running[launch(k)] = k  # from its latest checkpoint
                     continue
                 store(result)
             _replay(ray.get(board.drain.remote()), reporter)
-            _keep_checkpoints(ray, board, keep_latest, running)
+            _keep_checkpoints(ray, board, keep_latest, set(running.values()))
     finally:
         # Folds that finished while the driver was stopped (their results ready, not yet
         # collected) are stored, not cancelled; the others keep their last checkpoints.
@@ -318,7 +318,7 @@ def train_folds(cluster: Cluster, model: str, settings_config: dict[str, Any],
                 store(ray.get(ref))
                 running.pop(ref)
         with contextlib.suppress(Exception):
-            _keep_checkpoints(ray, board, keep_latest, running)
+            _keep_checkpoints(ray, board, keep_latest, set(running.values()))
         for ref in running:
             ray.cancel(ref, force=True)
         if running:  # let cancelled workers go before the driver exits
@@ -326,10 +326,9 @@ def train_folds(cluster: Cluster, model: str, settings_config: dict[str, Any],
 
 
 def _keep_checkpoints(ray, board, keep: Callable[[int, dict[str, np.ndarray]], Any],
-                      running: dict) -> None:
-    """The folds' new checkpoints, handed to `keep`, for the folds still training: a
+                      unfinished: set[int]) -> None:
+    """The folds' new checkpoints, handed to `keep`, for the `unfinished` folds: a
     finished fold needs none."""
-    unfinished = set(running.values())
     for fold, arrays in ray.get(board.drain_checkpoints.remote()).items():
         if fold in unfinished:
             keep(fold, arrays)

@@ -172,14 +172,14 @@ def _retried(call: Callable[[], Any], attempts: int = RETRIES) -> Any:
 
 
 @contextlib.contextmanager
-def _translated_errors(competition: str, doing: str) -> Iterator[None]:
+def _translated_errors(competition: str, doing: str) -> Iterator[list[str]]:
     """Client and network failures as one line that says what to do; every request made
-    meanwhile has a timeout."""
+    meanwhile has a timeout. Yields the URLs sent, which stay readable after a failure."""
     import requests
 
     try:
-        with _bounded():
-            yield
+        with _bounded() as sent:
+            yield sent
     except requests.HTTPError as e:
         status = e.response.status_code if e.response is not None else None
         if status == 401:
@@ -353,18 +353,18 @@ def submit(path: Path, message: str, competition: str = COMPETITION,
     """Upload a submission file; return Kaggle's reference of it."""
     credentials = find_credentials(warn)
     api = _api(credentials)
-    with _bounded() as sent:
-        try:
-            with _translated_errors(competition, f"submitting {path.name}"), _quiet():
-                response = api.competition_submit(str(path), message, competition, quiet=True)
-        except Refused:  # a definite no: nothing was recorded
-            raise
-        except KaggleSaltError as e:
-            if any("CreateSubmission" in url for url in sent):
-                raise OutcomeUnknown(f"{e}; the request that records the submission had "
-                                     "been sent, so Kaggle may have it: `kagglesalt "
-                                     "submissions` finds out") from None
-            raise
+    sent: list[str] = []
+    try:
+        with _translated_errors(competition, f"submitting {path.name}") as sent, _quiet():
+            response = api.competition_submit(str(path), message, competition, quiet=True)
+    except Refused:  # a definite no: nothing was recorded
+        raise
+    except KaggleSaltError as e:
+        if any("CreateSubmission" in url for url in sent):
+            raise OutcomeUnknown(f"{e}; the request that records the submission had been "
+                                 "sent, so Kaggle may have it: `kagglesalt submissions` "
+                                 "finds out") from None
+        raise
     ref = int(getattr(response, "ref", 0) or 0)
     if not ref:
         detail = getattr(response, "message", "") or "no reason given"
