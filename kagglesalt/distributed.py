@@ -6,7 +6,8 @@ the same `fold.train_fold` as the local loop and returns its `FoldResult` (histo
 test levels, the models as bytes), and the driver writes each fold into the run folder as it
 arrives. No file system is shared. Workers report their epochs to a small actor that the
 driver reads, so the terminal shows a line per running fold. A worker that dies is retried
-by Ray (`max_retries`); Ctrl-C cancels the running tasks and keeps the finished folds.
+by the driver from its latest checkpoint; Ctrl-C cancels the running tasks and keeps the
+finished folds. A local instance ends with the driver, even a killed one (`reaper`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from kagglesalt import reaper
 from kagglesalt.errors import KaggleSaltError, option
 
 LOCAL = "local"  # `--ray` without an address: a Ray instance on this machine
@@ -32,6 +34,9 @@ POLL_SECONDS = 0.5
 # What a worker needs to import Keras on the same backend, quietly, as the driver does.
 FORWARDED_ENV = ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "KAGGLESALT_JAX_CACHE",
                  "PYTHONHASHSEED", "XLA_PYTHON_CLIENT_PREALLOCATE")
+
+# The watch that stops the local instance's processes if the driver is killed (`reaper`).
+_watch: Any = None
 
 
 @dataclass(frozen=True)
@@ -89,12 +94,16 @@ def connect(address: str, cpus_per_fold: float = 1.0,
     if address != LOCAL:
         _check_reachable(address)
     if not ray.is_initialized():
+        global _watch
+        if address == LOCAL and _watch is None:
+            _watch = reaper.watch()
         try:
             ray.init(address=None if address == LOCAL else address,
                      runtime_env={"env_vars": env}, include_dashboard=False,
                      log_to_driver=False, logging_level=logging.ERROR,
                      configure_logging=True)
         except Exception as e:  # ConnectionError, a bad address, a version mismatch
+            _release_watch()
             raise KaggleSaltError(f"cannot reach a Ray cluster at {address}: "
                                   f"{type(e).__name__}: {str(e).splitlines()[0]}; start one "
                                   "with `ray start --head`, or give "
@@ -343,3 +352,11 @@ def shutdown() -> None:
     ray = _import_ray()
     if ray.is_initialized():
         ray.shutdown()
+    _release_watch()
+
+
+def _release_watch() -> None:
+    global _watch
+    if _watch is not None:
+        reaper.release(_watch)
+        _watch = None

@@ -1,5 +1,6 @@
 """Folds on Ray (`cv --ray`): a local instance of this machine's CPUs, a tiny model."""
 
+import contextlib
 import json
 import textwrap
 from pathlib import Path
@@ -300,3 +301,42 @@ def test_a_fold_whose_worker_died_goes_on_from_its_latest_checkpoint(synthetic_m
     for k in range(3):  # every epoch once in each fold's history
         assert list(pd.read_csv(run.fold_dir(k) / "history.csv")["epoch"]) == \
             list(range(1, 21))
+
+
+def test_a_killed_driver_leaves_no_ray_process_behind(synthetic_master, tmp_path):
+    """Ray's own agents outlive a SIGKILLed driver by a minute; the watch stops them."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    psutil = pytest.importorskip("psutil")
+    command = [sys.executable, "-m", "kagglesalt", "--data-dir", str(synthetic_master),
+               "--runs-dir", str(tmp_path / "runs"), "cv", "--model", "tiny", "--folds", "3",
+               "--epochs", "500", "--plugins-dir", str(EXAMPLES), "--ray"]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own instance
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=env)
+
+    def named(process) -> str:
+        with contextlib.suppress(psutil.Error):
+            return " ".join(process.cmdline())
+        return ""
+
+    ray_processes: list = []
+    try:
+        deadline = time.monotonic() + 120
+        while not any("_fold_task" in named(p) for p in ray_processes):  # training began
+            assert driver.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+            with contextlib.suppress(psutil.Error):
+                ray_processes = psutil.Process(driver.pid).children(recursive=True)
+        agents = [p for p in ray_processes if "Agent" in named(p)]
+        assert agents, [named(p) for p in ray_processes]  # the ones Ray leaves behind
+        time.sleep(1.5)  # the watch has seen them
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    _, alive = psutil.wait_procs(ray_processes, timeout=20)
+    assert not alive, [named(p) for p in alive]
