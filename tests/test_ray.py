@@ -311,7 +311,7 @@ def test_a_killed_driver_leaves_no_ray_process_behind(synthetic_master, tmp_path
     import sys
     import time
 
-    psutil = pytest.importorskip("psutil")
+    import psutil  # with Ray, in its extra
     command = [sys.executable, "-m", "kagglesalt", "--data-dir", str(synthetic_master),
                "--runs-dir", str(tmp_path / "runs"), "cv", "--model", "tiny", "--folds", "3",
                "--epochs", "500", "--plugins-dir", str(EXAMPLES), "--ray"]
