@@ -79,7 +79,16 @@ def _versions() -> dict[str, str]:
 
 def prepare(ws: Workspace, options: CVOptions) -> tuple[ModelSpec,
                                                          settings.TrainSettings]:
-    """Every check that needs no data: the model, its settings, the number of folds."""
+    """Every check that needs no training: the options, and the data is there."""
+    spec, chosen = check_options(options)
+    if not data.has_train(ws.data_dir):
+        raise KaggleSaltError(no_data_message(ws.data_dir))
+    data.sample_submission_ids(ws.data_dir)  # the test predictions' ids and order, or one line
+    return spec, chosen
+
+
+def check_options(options: CVOptions) -> tuple[ModelSpec, settings.TrainSettings]:
+    """Every check that needs no data: the name, the model, its settings, the folds."""
     if options.name is not None:
         check_name(options.name, "run")
     spec = plugins.get_model(options.model, options.plugins_dir)
@@ -91,9 +100,6 @@ def prepare(ws: Workspace, options: CVOptions) -> tuple[ModelSpec,
         raise KaggleSaltError(f"a time budget of {options.minutes:g} minutes: give more")
     if options.folds < 2:
         raise KaggleSaltError(f"{option('folds', options.folds)}: K-fold needs at least 2 folds")
-    if not data.has_train(ws.data_dir):
-        raise KaggleSaltError(no_data_message(ws.data_dir))
-    data.sample_submission_ids(ws.data_dir)  # the test predictions' ids and order, or one line
     return spec, chosen
 
 

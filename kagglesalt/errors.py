@@ -62,3 +62,7 @@ class KaggleSaltError(Exception):
     def __init__(self, message: str):
         self.template = template_of(message)
         super().__init__(render(self.template))
+
+
+class Interrupted(KaggleSaltError):
+    """Ctrl-C, with advice of its own (what keeps running, how to go on): exit status 130."""

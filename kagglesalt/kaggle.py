@@ -332,6 +332,12 @@ def _safe_extract(archive: Path, target: Path) -> None:
 def unpack(archive: Path, staging: Path) -> Path:
     """Unpack the competition archive and its nested zips; return the layout's root."""
     _safe_extract(archive, staging)
+    return unpack_nested(staging)
+
+
+def unpack_nested(staging: Path) -> Path:
+    """Unpack the zips in `staging` (train.zip, test.zip, and any inside them) in place;
+    return the layout's root."""
     while nested := sorted(staging.rglob("*.zip")):
         for inner in nested:
             with zipfile.ZipFile(inner) as zf:
@@ -387,3 +393,130 @@ def submissions(competition: str = COMPETITION, warn: Warn | None = None
                     "description": s.description or "", "status": status,
                     "public_score": s.public_score or "", "private_score": s.private_score or ""})
     return out
+
+
+# ----------------------------------------------------------------------------- kernels
+
+KERNEL_METADATA = "kernel-metadata.json"  # the client's name for a kernel folder's metadata
+
+
+@dataclass(frozen=True)
+class KernelVersion:
+    """One pushed version of a kernel: every later call is pinned to it."""
+
+    kernel: str  # owner/slug
+    version: int
+    url: str
+
+    @property
+    def pinned(self) -> str:
+        return f"{self.kernel}/{self.version}"
+
+
+def username(warn: Warn | None = None) -> str:
+    """The account's user name, which a kernel's id starts with."""
+    credentials = find_credentials(warn)
+    name = credentials.username or os.environ.get("KAGGLE_USERNAME")
+    if not name:
+        raise KaggleSaltError(f"a kernel's id needs your Kaggle user name, which "
+                              f"{credentials.source} does not hold: set KAGGLE_USERNAME")
+    return name
+
+
+def check_competition_access(competition: str = COMPETITION, warn: Warn | None = None) -> None:
+    """The competition's files can be read by this account (its rules accepted): a kernel
+    of an account that has not accepted them would be refused its data source."""
+    api = _api(find_credentials(warn))
+    from kagglesdk.competitions.types.competition_api_service import ApiListDataFilesRequest
+
+    with _translated_errors(competition, f"reading {competition}'s files"), \
+            api.build_kaggle_client() as client:
+        listing = ApiListDataFilesRequest()
+        listing.competition_name = competition
+        _retried(lambda: client.competitions.competition_api_client.list_data_files(listing))
+
+
+def gpu_quota(warn: Warn | None = None) -> tuple[float, float] | None:
+    """(hours used, hours allowed) of this week's GPU quota; None where the server does
+    not say (an older API, an account without a quota)."""
+    api = _api(find_credentials(warn))
+    try:
+        with _translated_errors(COMPETITION, "reading the GPU quota"), _quiet():
+            response = _retried(api.quota_view)
+    except Refused:
+        return None
+    quota = getattr(response, "gpu_quota", None)
+    if quota is None or quota.total_time_allowed is None:
+        return None
+    used = quota.time_used.total_seconds() if quota.time_used else 0.0
+    return used / 3600, quota.total_time_allowed.total_seconds() / 3600
+
+
+def push_kernel(folder: Path, machine: str, timeout_seconds: int | None,
+                competition: str = COMPETITION, warn: Warn | None = None) -> KernelVersion:
+    """Push the kernel in `folder` (its metadata and script) and start it: a new version.
+    Never retried: a second push would be a second version, and a second session."""
+    api = _api(find_credentials(warn))
+    try:
+        with _translated_errors(competition, "pushing the kernel"), _quiet():
+            response = api.kernels_push(str(folder), timeout=str(timeout_seconds)
+                                        if timeout_seconds else None, acc=machine)
+    except ValueError as e:  # the client's own checks of the metadata
+        raise KaggleSaltError(f"the kaggle client refused the kernel: {e}") from None
+    if response is None or response.error:
+        detail = getattr(response, "error", None) or "no answer"
+        raise KaggleSaltError(f"Kaggle refused the kernel ({detail}): nothing runs there")
+    ref = (response.ref or "").strip("/").removeprefix("code/")
+    if not response.version_number or ref.count("/") != 1:
+        raise KaggleSaltError(f"Kaggle's answer to the push names no kernel version "
+                              f"({response.ref!r}, {response.version_number!r}): see "
+                              f"{response.url or 'your kernels on kaggle.com'}")
+    return KernelVersion(ref, int(response.version_number), response.url or "")
+
+
+def kernel_status(version: KernelVersion, warn: Warn | None = None) -> tuple[str, str]:
+    """The pinned version's status (queued, running, complete, error, ...) and failure
+    message ("" when none)."""
+    api = _api(find_credentials(warn))
+    try:
+        with _translated_errors(COMPETITION, f"asking the status of {version.pinned}"), \
+                _quiet():
+            response = _retried(lambda: api.kernels_status(version.pinned))
+    except ValueError as e:  # the client's word for a 401/403 on a kernel
+        raise KaggleSaltError(f"cannot read kernel {version.pinned}: {e}") from None
+    status = str(response.status).split(".")[-1].lower()
+    return status, response.failure_message or ""
+
+
+def kernel_log(version: KernelVersion, warn: Warn | None = None) -> str:
+    """The pinned version's log as far as Kaggle has it (lines of JSON records on Kaggle,
+    plain text elsewhere; `log_lines` reads both)."""
+    api = _api(find_credentials(warn))
+    try:
+        with _translated_errors(COMPETITION, f"reading the log of {version.pinned}"), \
+                _quiet():
+            return _retried(lambda: api.kernels_logs(version.pinned)) or ""
+    except ValueError as e:
+        raise KaggleSaltError(f"cannot read kernel {version.pinned}: {e}") from None
+
+
+def log_lines(log: str) -> list[str]:
+    """The text lines of a kernel log: Kaggle's is a JSON list of {"data": ...} records."""
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        records = json.loads(log)
+        if isinstance(records, list):
+            log = "".join(str(r.get("data", "")) for r in records if isinstance(r, dict))
+    return [line for line in log.splitlines() if line.strip()]
+
+
+def kernel_output(version: KernelVersion, target: Path, warn: Warn | None = None) -> None:
+    """Download every output file of the pinned version into `target` (every page)."""
+    api = _api(find_credentials(warn))
+    try:
+        with _translated_errors(COMPETITION, f"downloading the output of {version.pinned}"), \
+                _quiet():
+            _retried(lambda: api.kernels_output(version.pinned, str(target), force=True,
+                                                quiet=True))
+    except ValueError as e:
+        raise KaggleSaltError(f"cannot read the output of kernel {version.pinned}: {e}") \
+            from None

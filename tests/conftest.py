@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.kaggle_server import FakeKaggle, competition_zip
+
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -78,3 +80,47 @@ def trained_runs(tmp_path_factory, synthetic_master):
         return runs.open_run(ws.runs_dir, name)
 
     return trained_run
+
+
+# The Kaggle commands' world: a home with credentials, the local Kaggle-compatible server.
+
+
+@pytest.fixture(scope="module")
+def archive(synthetic_master):
+    return competition_zip(synthetic_master)
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A user's machine: a home with kaggle.json, the client pointed at the local server."""
+    home = tmp_path / "home"
+    (home / ".kaggle").mkdir(parents=True)
+    credentials = home / ".kaggle" / "kaggle.json"
+    credentials.write_text(json.dumps({"username": "alice", "key": "s3cret-key"}))
+    credentials.chmod(0o600)
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("KAGGLE_CONFIG_DIR", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN",
+                 "NO_PROXY", "no_proxy", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "LOCALHOST")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def server(archive, workspace, monkeypatch):
+    with FakeKaggle(archive, "tgs-salt-identification-challenge") as fake:
+        for name in ("HTTP_PROXY", "http_proxy"):
+            monkeypatch.setenv(name, f"http://127.0.0.1:{fake.port}")
+        yield fake
+
+
+@pytest.fixture
+def with_data(server, workspace):
+    from click.testing import CliRunner
+
+    from kagglesalt.cli import cli
+
+    assert CliRunner().invoke(cli, ["download"]).exit_code == 0
+    server.requests.clear()
+    return workspace

@@ -11,13 +11,21 @@ import base64
 import hashlib
 import io
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 SERVICE = "/api/v1/competitions.CompetitionApiService/"
+KERNELS = "/api/v1/kernels.KernelsApiService/"
+OUTPUT = "/kernel-output/"  # where a kernel's output files are fetched, without credentials
 
 
 def competition_zip(data_dir: Path, escape: bool = False) -> bytes:
@@ -66,6 +74,7 @@ class FakeKaggle:
         self.stall_seconds = 20.0
         self.release = threading.Event()
         self.etag = hashlib.md5(archive).hexdigest()
+        self.kernels = Kernels(competition)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -75,12 +84,14 @@ class FakeKaggle:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.kernels.stop()
         self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
     def rpc_calls(self) -> list[str]:
-        return [p[len(SERVICE):] for _, p in self.requests if p.startswith(SERVICE)]
+        return [p.rsplit("/", 1)[-1] for _, p in self.requests
+                if p.startswith((SERVICE, KERNELS))]
 
     def _handler(self):
         fake = self
@@ -127,9 +138,9 @@ class FakeKaggle:
                 path = self._path()
                 fake.requests.append(("POST", path))
                 body = self._body()
-                if not path.startswith(SERVICE):
+                if not path.startswith((SERVICE, KERNELS)):
                     return self._json(404, {"code": 404, "message": "not found"})
-                method = path[len(SERVICE):]
+                method = path.rsplit("/", 1)[-1]
                 if method in fake.stall:
                     fake.release.wait(fake.stall_seconds)
                     self.close_connection = True
@@ -182,9 +193,34 @@ class FakeKaggle:
                          "privateScore": "0.79900"} for s in reversed(fake.submitted)]
                 self._json(200, {"submissions": rows})
 
+            # The kernels service: a pushed script runs here, in a subprocess.
+
+            def rpc_SaveKernel(self, request):
+                self._json(200, fake.kernels.save(request))
+
+            def rpc_GetKernelSessionStatus(self, request):
+                session = fake.kernels.find(request)
+                if session is None:
+                    return self._json(404, {"code": 404, "message": "no such kernel"})
+                self._json(200, session.status())
+
+            def rpc_ListKernelSessionOutput(self, request):
+                session = fake.kernels.find(request)
+                if session is None:
+                    return self._json(404, {"code": 404, "message": "no such kernel"})
+                self._json(200, session.output(request))
+
+            def rpc_GetAcceleratorQuotaStatistics(self, request):
+                quota = fake.kernels.gpu_quota_hours
+                self._json(200, {"quotaRefreshTime": "2026-12-05T00:00:00Z", "gpuQuota": {
+                    "timeUsed": f"{quota[0] * 3600:.0f}s",
+                    "totalTimeAllowed": f"{quota[1] * 3600:.0f}s"}})
+
             def do_GET(self):
                 path = self._path()
                 fake.requests.append(("GET", path))
+                if path.startswith(OUTPUT):
+                    return self._output_file(path[len(OUTPUT):])
                 if path != f"/files/{fake.competition}.zip":
                     return self._json(404, {"code": 404, "message": "not found"})
                 if "download" in fake.status:
@@ -213,6 +249,21 @@ class FakeKaggle:
                     return
                 self.wfile.write(payload)
 
+            def _output_file(self, where: str):
+                owner, slug, version, name = where.split("/", 3)
+                session = fake.kernels.sessions.get((f"{owner}/{slug}", int(version)))
+                path = session.working / name if session else None
+                if path is None or not path.is_file():
+                    return self._json(404, {"code": 404, "message": "no such file"})
+                data = path.read_bytes()
+                if name in fake.kernels.truncated:  # cut short on Kaggle's side
+                    data = data[: len(data) // 2]
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_PUT(self):
                 path = self._path()
                 fake.requests.append(("PUT", path))
@@ -223,3 +274,123 @@ class FakeKaggle:
                 self._json(fake.upload_status, {})
 
         return Handler
+
+
+class Session:
+    """One pushed version, its script run in a subprocess with Kaggle's folders mapped to
+    temporary ones (`KAGGLESALT_KAGGLE_ROOT`, which only this server sets)."""
+
+    def __init__(self, root: Path, script: str, timeout: float | None, competition: str,
+                 data_dir: Path, mount: str):
+        self.root, self.timeout = root, timeout
+        self.working = root / "working"
+        self.working.mkdir(parents=True)
+        source = root / "input" / competition
+        if mount == "zips":  # train.zip and test.zip beside the CSVs, as some mounts have
+            source.mkdir(parents=True)
+            with zipfile.ZipFile(io.BytesIO(competition_zip(data_dir))) as zf:
+                zf.extractall(source)
+        else:
+            shutil.copytree(data_dir, source, ignore=shutil.ignore_patterns(".*"))
+        self.script = root / "script.py"
+        self.script.write_text(script)
+        self.log = root / "log.txt"
+        self.state, self.failure = "QUEUED", None
+        self.process: subprocess.Popen | None = None
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE")}
+        env["KAGGLESALT_KAGGLE_ROOT"] = str(self.root)
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen([sys.executable, str(self.script)], stdout=log,
+                                            stderr=subprocess.STDOUT, cwd=self.working, env=env)
+            self.state = "RUNNING"
+            try:
+                code = self.process.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                self.state = "ERROR"
+                self.failure = f"The session ran past its limit of {self.timeout:g} s"
+                return
+        self.state = "COMPLETE" if code == 0 else "ERROR"
+        if code:
+            self.failure = f"The script exited with status {code}"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+
+    def status(self) -> dict:
+        return {"status": self.state, "failureMessage": self.failure}
+
+    def output(self, request: dict) -> dict:
+        files = sorted(p.relative_to(self.working).as_posix()
+                       for p in self.working.rglob("*") if p.is_file())
+        start = int(request.get("pageToken") or 0)
+        size = int(request.get("pageSize") or 20)
+        owner_slug, version = self.key
+        page = [{"fileName": name, "url": f"http://localhost{OUTPUT}{owner_slug}/{version}/"
+                 f"{name}"} for name in files[start:start + size]]
+        answer: dict = {"files": page}
+        if start + size < len(files):
+            answer["nextPageToken"] = str(start + size)
+        if not start:  # Kaggle's log: a JSON list of records
+            lines = self.log.read_text().splitlines(keepends=True) if self.log.exists() else []
+            answer["log"] = json.dumps([{"stream_name": "stdout", "time": 0.0, "data": line}
+                                        for line in lines])
+        return answer
+
+
+class Kernels:
+    """The kernels service's state: sessions by (owner/slug, version)."""
+
+    def __init__(self, competition: str):
+        self.competition = competition
+        self.data_dir: Path | None = None  # the competition a kernel sees as its input
+        self.mount = "folders"  # or "zips"
+        self.sessions: dict[tuple[str, int], Session] = {}
+        self.saved: list[dict] = []  # every SaveKernel request
+        self.gpu_quota_hours = (2.0, 30.0)
+        self.truncated: set[str] = set()  # output files served cut short
+        self.folder = Path(tempfile.mkdtemp(prefix="fake-kaggle-kernels-"))
+
+    def save(self, request: dict) -> dict:
+        self.saved.append(request)
+        slug = request.get("slug") or ""
+        text = request.get("text") or ""
+        if len(text.encode()) > 1_000_000:
+            return {"error": "Kernel source exceeds the maximum size of 1 MB"}
+        if self.competition not in (request.get("competitionDataSources") or []):
+            return {"error": f"the kernel has no data source {self.competition}"}
+        version = 1 + sum(1 for key in self.sessions if key[0] == slug)
+        timeout = request.get("sessionTimeoutSeconds")
+        assert self.data_dir is not None, "the test gives the server its competition data"
+        session = Session(self.folder / slug.replace("/", "_") / str(version), text,
+                          float(timeout) if timeout else None, self.competition,
+                          self.data_dir, self.mount)
+        session.key = (slug, version)
+        self.sessions[(slug, version)] = session
+        return {"ref": slug, "url": f"https://www.kaggle.com/code/{slug}",
+                "versionNumber": version, "kernelId": 7}
+
+    def find(self, request: dict) -> Session | None:
+        slug = f"{request.get('userName')}/{request.get('kernelSlug')}"
+        label = request.get("versionLabel") or ""
+        if label.startswith("v") and label[1:].isdigit():
+            return self.sessions.get((slug, int(label[1:])))
+        versions = [key for key in self.sessions if key[0] == slug]
+        return self.sessions[max(versions)] if versions else None
+
+    def wait(self, seconds: float = 120) -> None:
+        """Until every session has ended (a test that stops following)."""
+        deadline = time.monotonic() + seconds
+        while any(s.state in ("QUEUED", "RUNNING") for s in self.sessions.values()):
+            assert time.monotonic() < deadline, "a kernel session did not end"
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        for session in self.sessions.values():
+            session.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)

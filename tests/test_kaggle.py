@@ -1,6 +1,5 @@
 """The Kaggle commands, with the real `kaggle` client against a local Kaggle-compatible server."""
 
-import json
 import os
 
 import pandas as pd
@@ -10,39 +9,9 @@ from click.testing import CliRunner
 from kagglesalt import data
 from kagglesalt.cli import cli
 from kagglesalt.workspace import submissions
-from tests.kaggle_server import FakeKaggle, competition_zip
+from tests.kaggle_server import competition_zip
 
 COMPETITION = "tgs-salt-identification-challenge"
-
-
-@pytest.fixture(scope="module")
-def archive(synthetic_master):
-    return competition_zip(synthetic_master)
-
-
-@pytest.fixture
-def workspace(tmp_path, monkeypatch):
-    """A user's machine: a home with kaggle.json, the client pointed at the local server."""
-    home = tmp_path / "home"
-    (home / ".kaggle").mkdir(parents=True)
-    credentials = home / ".kaggle" / "kaggle.json"
-    credentials.write_text(json.dumps({"username": "alice", "key": "s3cret-key"}))
-    credentials.chmod(0o600)
-    monkeypatch.setenv("HOME", str(home))
-    for name in ("KAGGLE_CONFIG_DIR", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN",
-                 "NO_PROXY", "no_proxy", "XDG_CONFIG_HOME"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "LOCALHOST")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
-def server(archive, workspace, monkeypatch):
-    with FakeKaggle(archive, COMPETITION) as fake:
-        for name in ("HTTP_PROXY", "http_proxy"):
-            monkeypatch.setenv(name, f"http://127.0.0.1:{fake.port}")
-        yield fake
 
 
 def kagglesalt(*args):
@@ -179,13 +148,6 @@ def test_a_kaggle_json_readable_by_others_is_warned_about(server, workspace):
 
 
 # ---------------------------------------------------------------------------- submit
-
-
-@pytest.fixture
-def with_data(server, workspace):
-    assert kagglesalt("download").exit_code == 0
-    server.requests.clear()
-    return workspace
 
 
 def write_submission(workspace, name="first.csv", rle="1 5"):

@@ -11,7 +11,7 @@ import click
 from kagglesalt import __version__
 from kagglesalt.cli.console import console
 from kagglesalt.cli.flags import for_command_line
-from kagglesalt.errors import KaggleSaltError
+from kagglesalt.errors import Interrupted, KaggleSaltError
 from kagglesalt.kaggle import COMPETITION
 from kagglesalt.plugins import PLUGINS_DIR_ENV
 from kagglesalt.workspace import Workspace
@@ -24,6 +24,9 @@ class KaggleSaltGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except Interrupted as e:
+            click.echo(for_command_line(e.template, ctx), err=True)
+            ctx.exit(130)
         except KaggleSaltError as e:
             raise click.ClickException(for_command_line(e.template, ctx)) from None
         except OSError as e:  # a full disk, a folder without write permission, ...

@@ -155,13 +155,18 @@ def _setting_options(command):
               show_default=True,
               help="With --pseudo: the share of an image's pixels that must be sure (at "
                    "least 0.3 from the source's threshold) for it to train.")
+@click.option("--on-kaggle", is_flag=True,
+              help="Train in a Kaggle kernel on Kaggle's GPUs (your account's weekly quota): "
+                   "push it, follow it, bring the run home; rerun to follow it again.")
+@click.option("--kaggle-machine", default="NvidiaTeslaT4", show_default=True,
+              help="With --on-kaggle: the kernel's GPU machine.")
 @_setting_options
 @click.pass_context
 def cv(ctx: click.Context, config_file: Path | None, from_run: str | None,
        sets: tuple[str, ...], model: str, folds: int, name: str | None,
        plugins_dir: str | None, ray_address: str | None, cpus_per_fold: float,
        gpus_per_fold: float | None, minutes: float | None, pseudo: str | None,
-       pseudo_confidence: float, **given) -> None:
+       pseudo_confidence: float, on_kaggle: bool, kaggle_machine: str, **given) -> None:
     """Stratified K-fold training with OOF scores, threshold search and TTA test predictions."""
     from click.core import ParameterSource
 
@@ -193,12 +198,31 @@ def cv(ctx: click.Context, config_file: Path | None, from_run: str | None,
     values = experiments.merge(base, _key_values(sets, "--set"), explicit)
     if from_run and "name" not in values:
         values["name"] = f"{from_run}-{timestamps.for_name()}"
+    if not on_kaggle and ctx.get_parameter_source("kaggle_machine") is not \
+            ParameterSource.DEFAULT:
+        raise click.UsageError("--kaggle-machine applies to a run on Kaggle: add --on-kaggle")
     crossval = import_cv()
     chosen = {k: v for k, v in values.items() if k in crossval.settings.FIELDS}
-    _train_and_report(ws, crossval.CVOptions(
+    options = crossval.CVOptions(
         values.get("model", model), values.get("folds", folds), values.get("name"),
         values.get("plugins_dir"), chosen, ray_address, cpus_per_fold, gpus_per_fold,
-        values.get("minutes"), pseudo=pseudo, pseudo_confidence=pseudo_confidence))
+        values.get("minutes"), pseudo=pseudo, pseudo_confidence=pseudo_confidence)
+    if on_kaggle:
+        _train_on_kaggle(ws, options, kaggle_machine)
+    else:
+        _train_and_report(ws, options)
+
+
+def _train_on_kaggle(ws: Workspace, options, machine: str) -> None:
+    from kagglesalt import kernels
+    from kagglesalt.cli.console import RichReporter
+
+    reporter = RichReporter()
+    try:
+        run = kernels.run_on_kaggle(ws, options, machine, reporter)
+    finally:
+        reporter.close()
+    print_scores(run)
 
 
 def _train_and_report(ws: Workspace, options) -> None:

@@ -1,0 +1,150 @@
+"""What runs inside a Kaggle kernel that `kagglesalt cv --on-kaggle` pushed.
+
+`python -m kagglesalt.on_kaggle JOB.json` (the kernel's script installs the carried wheel,
+then calls this): names any package the image lacks, finds the competition under the input
+folder (as folders or as zips), trains with JAX where it sees a GPU and JAX is there, else
+with TensorFlow, and writes the run into the working folder, Kaggle's output, with a
+manifest of checksums at each fold's start and at the end (`workspace.manifest`), so that
+whatever a session cut short leaves behind is known whole or not.
+
+Kaggle's folders are under /kaggle; KAGGLESALT_KAGGLE_ROOT moves them (the tests' server).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT_ENV = "KAGGLESALT_KAGGLE_ROOT"
+RUNS = "runs"  # the run folders, under the working folder
+# import name -> the package to install, for what kagglesalt imports on a kernel
+NEEDED = {"keras": "keras", "numpy": "numpy", "pandas": "pandas", "cv2": "opencv-python",
+          "click": "click", "rich": "rich", "sklearn": "scikit-learn", "pluggy": "pluggy",
+          "filelock": "filelock"}
+
+
+def kaggle_root() -> Path:
+    return Path(os.environ.get(ROOT_ENV, "/kaggle"))
+
+
+def missing_packages() -> list[str]:
+    return [package for module, package in NEEDED.items()
+            if importlib.util.find_spec(module) is None]
+
+
+def find_competition(input_dir: Path, competition: str, scratch: Path) -> Path:
+    """The competition's data folder in the Kaggle layout: the mounted folder itself, or,
+    where Kaggle mounted train.zip and test.zip, those unpacked into `scratch`."""
+    from kagglesalt import data
+    from kagglesalt.errors import KaggleSaltError
+    from kagglesalt.kaggle import unpack_nested
+
+    found = sorted((p.parent for p in input_dir.rglob("train.csv")),
+                   key=lambda p: (competition not in p.parts, len(p.parts)))
+    if not found:
+        raise KaggleSaltError(f"no train.csv under {input_dir}: the kernel lacks the "
+                              f"competition {competition} as a data source")
+    root = found[0]
+    if data.layout_complete(root):
+        return root
+    if not (root / "train.zip").is_file():
+        raise KaggleSaltError(f"{root} holds neither the Kaggle layout nor train.zip")
+    scratch.mkdir(parents=True, exist_ok=True)
+    for item in root.iterdir():  # the CSVs and the zips, unpacked where we may write
+        if item.is_file():
+            shutil.copyfile(item, scratch / item.name)
+    unpack_nested(scratch)
+    if not data.layout_complete(scratch):
+        missing = next(p for p in data.LAYOUT if not (scratch / p).exists())
+        raise KaggleSaltError(f"the competition under {root} has no {missing}")
+    return scratch
+
+
+def choose_backend() -> str:
+    """JAX on a GPU where the image has it (the faster backend there), else TensorFlow."""
+    if "KERAS_BACKEND" in os.environ:
+        return os.environ["KERAS_BACKEND"]
+    from kagglesalt.model.backend import machine_gpus
+
+    gpu = bool(machine_gpus())
+    return "jax" if gpu and importlib.util.find_spec("jax") is not None else "tensorflow"
+
+
+def run_job(job: dict[str, Any], root: Path) -> int:
+    scratch = Path(tempfile.mkdtemp(prefix="kagglesalt-"))
+    plugins_dir = None
+    if job.get("plugins"):
+        plugins_dir = scratch / "plugins"
+        plugins_dir.mkdir()
+        for name, source in job["plugins"].items():
+            (plugins_dir / Path(name).name).write_text(source)
+    os.environ["KERAS_BACKEND"] = choose_backend()
+    from kagglesalt import cv
+    from kagglesalt.errors import KaggleSaltError
+    from kagglesalt.progress import Reporter
+    from kagglesalt.workspace import Workspace, manifest
+
+    working = root / "working"
+    try:
+        data_dir = find_competition(root / "input", job["competition"], scratch / "data")
+    except KaggleSaltError as e:
+        print(f"Error: {e}", flush=True)
+        return 1
+    options = cv.CVOptions(plugins_dir=str(plugins_dir) if plugins_dir else None,
+                           **job["options"])
+    run_path = working / RUNS / job["run"]
+
+    class Said(Reporter):
+        """Lines in the kernel's log (what `cv --on-kaggle` shows while it follows), and
+        the manifest at each fold's start, when every earlier fold is written."""
+
+        def fold_start(self, fold: int, folds: int, epochs: int, steps: int) -> None:
+            if run_path.is_dir():
+                manifest.write(run_path)
+            print(f"fold {fold + 1}/{folds}: {epochs} epochs", flush=True)
+
+        def epoch_end(self, epoch: int, row: dict[str, float]) -> None:
+            scored = f", valid {row['val_score']:.4f}" if "val_score" in row else ""
+            print(f"epoch {epoch}: loss {row.get('loss', float('nan')):.4f}{scored}",
+                  flush=True)
+
+        def fold_end(self, fold: int, score: float) -> None:
+            print(f"fold {fold + 1} done: score {score:.4f}", flush=True)
+
+        def message(self, text: str) -> None:
+            print(text, flush=True)
+
+    print(f"kagglesalt run {job['run']} on Kaggle; data {data_dir}", flush=True)
+    ws = Workspace(data_dir, working / RUNS, working / "submissions")
+    try:
+        run = cv.run_cv(ws, options, Said())
+    except KaggleSaltError as e:
+        print(f"Error: {e}", flush=True)
+        return 1
+    finally:
+        if run_path.is_dir():
+            manifest.write(run_path)
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"OOF score {run.oof_score:.4f}; run folder {RUNS}/{run.name}", flush=True)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    missing = missing_packages()
+    if missing:
+        print(f"Error: this Kaggle image lacks {', '.join(missing)}, which kagglesalt needs: "
+              "choose a newer image (the kernel's settings) or add them as a data source",
+              flush=True)
+        return 2
+    job = json.loads(Path(argv[0]).read_text())
+    return run_job(job, kaggle_root())
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,210 @@
+"""`cv --on-kaggle`: the real `kaggle` client pushes, follows and fetches a kernel from the
+local Kaggle-compatible server, which runs the pushed script in a subprocess with Kaggle's
+folders mapped to temporary ones (tests/kaggle_server.py)."""
+
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kagglesalt import kernels
+from kagglesalt.workspace import runs
+from tests.test_kaggle import kagglesalt, one_line_error
+
+EXAMPLES = Path(__file__).parent / "plugin_examples"
+
+
+@pytest.fixture
+def kaggle(server, synthetic_master, monkeypatch):
+    """The server's kernels service, with the synthetic competition as a kernel's input."""
+    server.kernels.data_dir = synthetic_master
+    monkeypatch.setenv(kernels.POLL_ENV, "0.2")
+    return server
+
+
+def on_kaggle(*more, name="gpu", plugins_dir=EXAMPLES):
+    return kagglesalt("cv", "--model", "tiny", "--folds", "2", "--epochs", "2", "--name", name,
+                      "--plugins-dir", str(plugins_dir), "--on-kaggle", *more)
+
+
+def interrupt_once_pushed(record: Path) -> threading.Thread:
+    """Ctrl-C, as the terminal sends it, once the pushed version is recorded."""
+
+    def press():
+        deadline = time.monotonic() + 60
+        while not record.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=press, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_run_pushed_to_kaggle_comes_home_and_is_ensembled_and_submitted(kaggle, with_data):
+    record = with_data / "runs" / "gpu" / kernels.RECORD
+    presser = interrupt_once_pushed(record)
+    detached = on_kaggle()
+    presser.join()
+    assert detached.exit_code == 130, detached.output
+    assert "Detached" in detached.text and "keeps running on Kaggle" in detached.text
+    assert "cv --name gpu --on-kaggle" in detached.text
+    assert "Traceback" not in detached.output
+    saved = kaggle.kernels.saved
+    assert len(saved) == 1
+    assert saved[0]["machineShape"] == "NvidiaTeslaT4" and saved[0]["isPrivate"] is True
+    assert saved[0]["competitionDataSources"] == ["tgs-salt-identification-challenge"]
+    assert saved[0]["slug"] == "alice/kagglesalt-gpu"
+
+    attached = on_kaggle()  # follows the version pushed, never a second push
+    assert attached.exit_code == 0, attached.output
+    assert len(kaggle.kernels.saved) == 1
+    assert "Following kernel alice/kagglesalt-gpu version 1" in attached.text
+    assert "complete" in attached.text
+    run = runs.open_run(with_data / "runs", "gpu")
+    assert run.finished and run.folds_done() == 2
+    assert run.config.device.endswith("on Kaggle, kernel alice/kagglesalt-gpu version 1")
+    assert not (run.path / "manifest.json").exists()
+    assert json.loads(record.read_text())["home"] is True
+
+    again = on_kaggle()
+    assert again.exit_code == 0 and "nothing to do" in again.text
+    assert "gpu" in kagglesalt("runs").text
+    ensembled = kagglesalt("ensemble", "gpu", "--name", "from-kaggle")
+    assert ensembled.exit_code == 0, ensembled.output
+    submitted = kagglesalt("submit", "-m", "tiny on Kaggle")
+    assert submitted.exit_code == 0, submitted.output
+    assert kaggle.submitted[0]["file"] == "from-kaggle.csv"
+
+
+def test_a_file_cut_short_in_the_output_never_marks_its_fold_finished(kaggle, with_data):
+    kaggle.kernels.mount = "zips"  # the competition mounted as train.zip and test.zip
+    kaggle.kernels.truncated = {"runs/gpu/fold_1/oof.npy"}
+    cut = on_kaggle()
+    one_line_error(cut, "came home incomplete", "rerun")
+    assert "fold_1 did not come home whole" in cut.text
+    run = runs.Run(with_data / "runs" / "gpu")
+    assert run.fold_summary(0) is not None and run.fold_problem(0) is None
+    assert run.fold_summary(1) is None and not run.finished
+
+    kaggle.kernels.truncated = set()
+    whole = on_kaggle()  # downloads the same version's output again
+    assert whole.exit_code == 0, whole.output
+    assert len(kaggle.kernels.saved) == 1 and runs.open_run(with_data / "runs", "gpu").finished
+
+
+def test_a_kernel_that_fails_shows_its_log_and_brings_home_what_it_finished(kaggle, with_data,
+                                                                             tmp_path):
+    folder = tmp_path / "failing"
+    folder.mkdir()
+    source = (EXAMPLES / "tiny_model.py").read_text()
+    (folder / "tiny_model.py").write_text(source.replace(
+        "def build(input_size=32, width=4):\n",
+        "def build(input_size=32, width=4):\n"
+        "    import os, pathlib\n"
+        "    root = pathlib.Path(os.environ.get('KAGGLESALT_KAGGLE_ROOT', '/nowhere'))\n"
+        "    if list(root.glob('working/runs/*/fold_0/done.json')):\n"
+        "        raise RuntimeError('out of GPU memory in fold 2')\n"))
+    failed = on_kaggle(plugins_dir=folder)
+    one_line_error(failed, "ended error", "The script exited with status 1", "1 fold(s)")
+    assert "out of GPU memory in fold 2" in failed.text  # the log's last lines
+    run = runs.Run(with_data / "runs" / "gpu")
+    assert run.fold_problem(0) is None and run.fold_summary(1) is None
+
+
+@pytest.mark.parametrize("arrange, words", [
+    (lambda k, ws: k.status.update(ListDataFiles=403), ["accept the competition rules"]),
+    (lambda k, ws: setattr(k.kernels, "gpu_quota_hours", (30.0, 30.0)),
+     ["GPU quota", "used up"]),
+    (lambda k, ws: (ws / "plugins" / "notes.py").write_text("#" * 1_100_000),
+     ["over Kaggle's 1 MB", "notes.py"]),
+])
+def test_what_kaggle_would_refuse_is_refused_before_a_push(kaggle, workspace, arrange, words):
+    plugins_dir = workspace / "plugins"
+    shutil.copytree(EXAMPLES, plugins_dir)
+    arrange(kaggle, workspace)
+    one_line_error(on_kaggle(plugins_dir=plugins_dir), *words)
+    assert kaggle.kernels.saved == []
+    assert not (workspace / "runs" / "gpu" / kernels.RECORD).exists()
+
+
+def test_an_unknown_machine_or_missing_credentials_are_one_line(kaggle, workspace,
+                                                                monkeypatch):
+    one_line_error(on_kaggle("--kaggle-machine", "NvidiaA100"), "not a GPU machine",
+                   "NvidiaTeslaT4")
+    one_line_error(on_kaggle("--kaggle-machine", "NvidiaTeslaP100"), "retired")
+    monkeypatch.setenv("HOME", str(workspace / "nobody"))
+    one_line_error(on_kaggle(), "no Kaggle credentials")
+    assert kaggle.requests == []
+
+
+def test_kaggle_options_need_on_kaggle():
+    result = kagglesalt("cv", "--kaggle-machine", "NvidiaL4")
+    assert result.exit_code == 2 and "add --on-kaggle" in result.text
+
+
+def test_the_kernel_carries_this_kagglesalt_and_the_workspace_plugins():
+    job = {"run": "r", "competition": "c", "plugins_dir": str(EXAMPLES),
+           "plugins": kernels.workspace_plugins(str(EXAMPLES)), "options": {}}
+    source = kernels.kernel_source(job)
+    assert len(source.encode()) < kernels.SOURCE_LIMIT
+    assert "--no-deps" in source and "kagglesalt.on_kaggle" in source
+    compile(source, "kagglesalt_run.py", "exec")
+    name, wheel = kernels.wheel()
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(wheel)) as zf:
+        names = set(zf.namelist())
+    assert {"kagglesalt/on_kaggle.py", "kagglesalt_plugins/unet_deep.py",
+            f"kagglesalt-{name.split('-')[1]}.dist-info/RECORD"} <= names
+    assert set(job["plugins"]) == {"tiny_model.py", "hello_command.py"}
+
+
+def test_the_kernel_finds_the_competition_mounted_as_folders_or_as_zips(synthetic_master,
+                                                                         tmp_path):
+    import zipfile
+
+    from kagglesalt import data, on_kaggle
+    from tests.kaggle_server import competition_zip
+
+    folders = tmp_path / "a" / "input" / "tgs-salt-identification-challenge"
+    shutil.copytree(synthetic_master, folders)
+    assert on_kaggle.find_competition(tmp_path / "a" / "input", "tgs-salt-identification-"
+                                      "challenge", tmp_path / "s1") == folders
+    zips = tmp_path / "b" / "input" / "competitions" / "tgs-salt-identification-challenge"
+    zips.mkdir(parents=True)
+    import io
+
+    with zipfile.ZipFile(io.BytesIO(competition_zip(synthetic_master))) as zf:
+        zf.extractall(zips)
+    found = on_kaggle.find_competition(tmp_path / "b" / "input",
+                                       "tgs-salt-identification-challenge", tmp_path / "s2")
+    assert found == tmp_path / "s2" and data.layout_complete(found)
+    assert len(data.load_train(found)) == len(data.load_train(synthetic_master))
+
+
+def test_a_manifest_keeps_only_what_is_whole(tmp_path):
+    from kagglesalt.workspace import manifest
+
+    run = tmp_path / "run"
+    (run / "fold_0").mkdir(parents=True)
+    (run / "fold_1").mkdir()
+    (run / "config.json").write_text("{}")
+    for k in (0, 1):
+        (run / f"fold_{k}" / "done.json").write_text("{}")
+        (run / f"fold_{k}" / "oof.npy").write_bytes(b"x" * 100)
+    (run / "fold_2").mkdir()
+    (run / "fold_2" / "checkpoint.npz").write_bytes(b"training")  # not finished: unlisted
+    manifest.write(run)
+    (run / "fold_1" / "oof.npy").write_bytes(b"x" * 50)  # cut short in transit
+    (run / "scores.json").write_text("{}")  # written after the manifest
+    dropped = manifest.keep_whole(run)
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "fold_0", "manifest.json"]
+    assert {"fold_1", "fold_2", "scores.json"} <= set(dropped)
