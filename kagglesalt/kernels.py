@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
@@ -59,6 +60,7 @@ class KernelRecord:
     job: dict[str, Any]
 
     home: bool = False  # its output is in the run folder
+    ended: str | None = None  # the status it ended with, once followed to its end
 
     @property
     def pushed_version(self) -> kaggle.KernelVersion:
@@ -169,7 +171,7 @@ def workspace_plugins(plugins_dir: str | None) -> dict[str, str]:
 
 
 def write_kernel(folder: Path, job: dict[str, Any], owner: str, machine: str,
-                 competition: str) -> Path:
+                 competition: str, kernel_sources: list[str] | None = None) -> Path:
     """The kernel folder the client pushes: kernel-metadata.json and the script."""
     source = kernel_source(job)
     size = len(source.encode())
@@ -186,7 +188,8 @@ def write_kernel(folder: Path, job: dict[str, Any], owner: str, machine: str,
         "id": f"{owner}/{slug}", "title": slug, "code_file": script.name,
         "language": "python", "kernel_type": "script", "is_private": True,
         "enable_gpu": True, "enable_internet": False, "competition_sources": [competition],
-        "dataset_sources": [], "kernel_sources": [], "machine_shape": machine})
+        "dataset_sources": [], "kernel_sources": kernel_sources or [],
+        "machine_shape": machine})
     return script
 
 
@@ -238,21 +241,26 @@ def run_on_kaggle(ws: Workspace, options, machine: str = DEFAULT_MACHINE,
             reporter.message(f"Run {name} came home from kernel {record.kernel} version "
                              f"{record.version} already: nothing to do")
             return run
-        if record is None:
-            record = _push(ws, options, name, machine, competition, reporter)
+        if record is None or record.ended not in (None, "complete"):
+            # A first push, or a version that ended short of its end (an error, Kaggle's
+            # session limit): a new version goes on from the folds the last one finished.
+            after = record if record is not None and record.job["run"] == name else None
+            record = _push(ws, options, name, machine, competition, reporter, after)
             write_json(run.path / RECORD, asdict(record))
         else:
             reporter.message(f"Following kernel {record.kernel} version {record.version}, "
                              f"pushed {record.pushed} ({record.url})")
         status, failure = follow(record, reporter)
+        record = dataclasses.replace(record, ended=status)
+        write_json(run.path / RECORD, asdict(record))
         dropped = bring_home(run, record, reporter)
     if status != "complete":
         detail = f": {failure}" if failure else ""
         raise KaggleSaltError(
             f"kernel {record.kernel} version {record.version} ended {status}{detail}; "
             f"{run.folds_done() if run.started else 0} fold(s) came home whole (the log's "
-            "last lines are above): fix the cause, move "
-            f"{run.path / RECORD} aside and rerun to push again")
+            "last lines are above): fix the cause if it is yours, and rerun the command: a "
+            "new version goes on from the folds finished")
     if not run.finished:
         raise KaggleSaltError(f"kernel {record.kernel} version {record.version} finished, but "
                               f"its output came home incomplete ({', '.join(dropped[:3])}): "
@@ -261,7 +269,9 @@ def run_on_kaggle(ws: Workspace, options, machine: str = DEFAULT_MACHINE,
 
 
 def _push(ws: Workspace, options, name: str, machine: str, competition: str,
-          reporter: Reporter) -> KernelRecord:
+          reporter: Reporter, after: KernelRecord | None = None) -> KernelRecord:
+    """Push a new version; `after`, the version before it, whose output (the folds it
+    finished) becomes the new one's input."""
     owner = kaggle.username()
     kaggle.check_competition_access(competition)
     quota = kaggle.gpu_quota()
@@ -271,15 +281,19 @@ def _push(ws: Workspace, options, name: str, machine: str, competition: str,
     job = {"run": name, "competition": competition, "plugins_dir": options.plugins_dir,
            "plugins": workspace_plugins(options.plugins_dir),
            "options": {"model": options.model, "folds": options.folds, "name": name,
-                       "settings": options.settings, "minutes": options.minutes}}
+                       "settings": options.settings, "minutes": options.minutes},
+           "resume_from": after.kernel if after is not None else None}
     timeout = int(options.minutes * 60 + SESSION_MARGIN_S) if options.minutes else None
     with tempfile.TemporaryDirectory(prefix="kagglesalt-kernel-") as folder:
-        write_kernel(Path(folder), job, owner, machine, competition)
+        write_kernel(Path(folder), job, owner, machine, competition,
+                     [after.kernel] if after is not None else [])
         pushed = kaggle.push_kernel(Path(folder), machine, timeout, competition)
     if quota is not None:
         reporter.message(f"GPU quota: {quota[0]:.1f} of {quota[1]:.0f} hours used this week")
+    going_on = f", going on from version {after.version}'s finished folds" \
+        if after is not None else ""
     reporter.message(f"Pushed kernel {pushed.kernel} version {pushed.version} on "
-                     f"{MACHINES[machine]}: {pushed.url}")
+                     f"{MACHINES[machine]}{going_on}: {pushed.url}")
     return KernelRecord(pushed.kernel, pushed.version, pushed.url, machine,
                         timestamps.now(), job)
 

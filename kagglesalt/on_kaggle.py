@@ -76,6 +76,21 @@ def choose_backend() -> str:
     return "jax" if gpu and importlib.util.find_spec("jax") is not None else "tensorflow"
 
 
+def _take_finished_folds(input_dir: Path, run: str, run_path: Path) -> None:
+    """The previous version's output is an input of this one (a kernel source): its run
+    folder, what its manifest vouches for, is where this run goes on from."""
+    from kagglesalt.workspace import manifest
+
+    found = sorted(input_dir.rglob(f"{RUNS}/{run}/{manifest.MANIFEST}"))
+    if not found:
+        print(f"The previous version left no run {run}: starting it anew", flush=True)
+        return
+    shutil.copytree(found[0].parent, run_path)
+    for name in manifest.keep_whole(run_path):
+        print(f"from the previous version: {name} is not whole and is trained again",
+              flush=True)
+
+
 def run_job(job: dict[str, Any], root: Path) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="kagglesalt-"))
     plugins_dir = None
@@ -99,6 +114,8 @@ def run_job(job: dict[str, Any], root: Path) -> int:
     options = cv.CVOptions(plugins_dir=str(plugins_dir) if plugins_dir else None,
                            **job["options"])
     run_path = working / RUNS / job["run"]
+    if job.get("resume_from"):
+        _take_finished_folds(root / "input", job["run"], run_path)
 
     class Said(Reporter):
         """Lines in the kernel's log (what `cv --on-kaggle` shows while it follows), and

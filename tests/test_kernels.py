@@ -118,6 +118,28 @@ def test_a_kernel_that_fails_shows_its_log_and_brings_home_what_it_finished(kagg
     assert run.fold_problem(0) is None and run.fold_summary(1) is None
 
 
+def test_a_session_cut_at_its_limit_goes_on_in_a_new_version_from_its_finished_folds(
+        kaggle, with_data):
+    kaggle.kernels.cut_at_fold = 2  # Kaggle stops the session as fold 2 starts
+    cut = on_kaggle()
+    one_line_error(cut, "ended error", "time limit", "1 fold(s) came home", "rerun")
+    run = runs.Run(with_data / "runs" / "gpu")
+    assert run.fold_problem(0) is None and run.fold_summary(1) is None
+    first = (run.fold_dir(0) / "history.csv").read_text()
+
+    kaggle.kernels.cut_at_fold = None
+    resumed = on_kaggle()
+    assert resumed.exit_code == 0, resumed.output
+    assert "going on from version 1's finished folds" in resumed.text
+    saved = kaggle.kernels.saved
+    assert len(saved) == 2 and saved[1]["kernelDataSources"] == ["alice/kagglesalt-gpu"]
+    second = kaggle.kernels.sessions[("alice/kagglesalt-gpu", 2)].log.read_text()
+    assert "fold 1/2 already trained" in second and "fold 1/2: " not in second
+    run = runs.open_run(with_data / "runs", "gpu")
+    assert run.finished and run.config.device.endswith("version 2")
+    assert (run.fold_dir(0) / "history.csv").read_text() == first  # not trained again
+
+
 @pytest.mark.parametrize("arrange, words", [
     (lambda k, ws: k.status.update(ListDataFiles=403), ["accept the competition rules"]),
     (lambda k, ws: setattr(k.kernels, "gpu_quota_hours", (30.0, 30.0)),
