@@ -72,8 +72,14 @@ def choose_backend() -> str:
         return os.environ["KERAS_BACKEND"]
     from kagglesalt.model.backend import machine_gpus
 
-    gpu = bool(machine_gpus())
-    return "jax" if gpu and importlib.util.find_spec("jax") is not None else "tensorflow"
+    if not machine_gpus() or importlib.util.find_spec("jax") is None:
+        return "tensorflow"
+    try:  # an image's JAX may be a CPU build: then TensorFlow, which has the GPU
+        import jax
+
+        return "jax" if jax.default_backend() == "gpu" else "tensorflow"
+    except Exception:  # a JAX that cannot start is no reason to fail the kernel
+        return "tensorflow"
 
 
 def _take_finished_folds(input_dir: Path, run: str, run_path: Path) -> None:
