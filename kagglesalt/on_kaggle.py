@@ -143,7 +143,11 @@ def run_job(job: dict[str, Any], root: Path) -> int:
         def message(self, text: str) -> None:
             print(text, flush=True)
 
-    print(f"kagglesalt run {job['run']} on Kaggle; data {data_dir}", flush=True)
+    import kagglesalt
+
+    print(f"kagglesalt {kagglesalt.__version__} (from {Path(kagglesalt.__file__).parent}) "
+          f"runs {job['run']} on Kaggle, Keras on {os.environ['KERAS_BACKEND']}; data "
+          f"{data_dir}", flush=True)
     ws = Workspace(data_dir, working / RUNS, working / "submissions")
     try:
         run = cv.run_cv(ws, options, Said())

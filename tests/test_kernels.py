@@ -230,3 +230,64 @@ def test_a_manifest_keeps_only_what_is_whole(tmp_path):
     dropped = manifest.keep_whole(run)
     assert sorted(p.name for p in run.iterdir()) == ["config.json", "fold_0", "manifest.json"]
     assert {"fold_1", "fold_2", "scores.json"} <= set(dropped)
+
+
+def test_the_kernel_script_installs_its_wheel_offline_and_names_what_an_image_lacks(tmp_path):
+    """A bare Python (no kagglesalt, Keras or numpy) and no network: the script installs
+    the carried wheel with --no-deps and stops with one line naming the missing packages."""
+    import subprocess
+    import venv
+
+    env_dir = tmp_path / "bare"
+    venv.create(env_dir, with_pip=True)  # ensurepip: pip from the standard library
+    python = env_dir / "bin" / "python"
+    job = {"run": "r", "competition": "tgs-salt-identification-challenge", "plugins": {},
+           "plugins_dir": None, "options": {"model": "tiny", "folds": 2}}
+    script = tmp_path / "kagglesalt_run.py"
+    script.write_text(kernels.kernel_source(job))
+    bare = {"PATH": os.environ.get("PATH", ""), "PIP_NO_INDEX": "1",
+            "KAGGLESALT_KAGGLE_ROOT": str(tmp_path / "kaggle")}
+    result = subprocess.run([str(python), str(script)], capture_output=True, text=True,
+                            env=bare, cwd=tmp_path, timeout=300)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1 and "lacks keras, numpy, pandas, opencv-python" in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_the_kernel_script_runs_in_an_image_with_the_packages_but_not_kagglesalt(
+        tmp_path, synthetic_master):
+    """A fresh environment that sees this one's packages (as an image has Keras, numpy,
+    ...) but never its kagglesalt: the run is trained by the wheel the script carries."""
+    import site
+    import subprocess
+    import venv
+
+    from kagglesalt.workspace import manifest
+
+    env_dir = tmp_path / "image"
+    venv.create(env_dir, with_pip=True)
+    packages = next(env_dir.glob("lib/python*/site-packages"))
+    # A path in a .pth file is not a site folder: the .pth files in it (an editable
+    # kagglesalt's among them) are not run, so kagglesalt comes only from the wheel.
+    (packages / "image.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    root = tmp_path / "kaggle"
+    shutil.copytree(synthetic_master, root / "input" / "tgs-salt-identification-challenge")
+    (root / "working").mkdir()
+    job = {"run": "r", "competition": "tgs-salt-identification-challenge",
+           "plugins": kernels.workspace_plugins(str(EXAMPLES)), "plugins_dir": str(EXAMPLES),
+           "options": {"model": "tiny", "folds": 2, "name": "r", "settings": {"epochs": 1},
+                       "minutes": None}}
+    script = tmp_path / "kagglesalt_run.py"
+    script.write_text(kernels.kernel_source(job))
+    env = {"PATH": os.environ.get("PATH", ""), "PIP_NO_INDEX": "1", "HOME": str(tmp_path),
+           "KAGGLESALT_KAGGLE_ROOT": str(root), "KERAS_BACKEND": "tensorflow",
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([str(env_dir / "bin" / "python"), str(script)],
+                            capture_output=True, text=True, env=env, cwd=root / "working",
+                            timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "/site/kagglesalt)" in result.stdout  # the carried wheel, not this checkout
+    run = runs.open_run(root / "working" / "runs", "r")
+    assert run.finished and (run.path / manifest.MANIFEST).exists()
+    assert manifest.keep_whole(run.path) == []

@@ -79,5 +79,6 @@ def keep_whole(run_path: str | os.PathLike) -> list[str]:
         name = path.relative_to(run_path).as_posix()
         if path.is_file() and name != MANIFEST and (name in bad or name not in entries):
             path.unlink()
-            dropped.append(name)
+            if not path.name.startswith("."):  # a lock of the machine that wrote it
+                dropped.append(name)
     return dropped
