@@ -123,10 +123,10 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None,
         try:
             return _read_and_train(ws, options, reporter, rates, started, spec, chosen, run)
         finally:
-            _drop_if_empty(run.path, new_root)
+            drop_if_empty(run.path, new_root)
 
 
-def _drop_if_empty(folder: Path, new_root: bool) -> None:
+def drop_if_empty(folder: Path, new_root: bool) -> None:
     """The run folder the lock made, when nothing was written into it (the data was
     refused, say): it would list as a run of nothing; and the runs folder, if the lock
     made that too."""

@@ -34,6 +34,7 @@ from typing import Any
 from kagglesalt import __version__, kaggle, plugins, timestamps
 from kagglesalt.atomic import write_json
 from kagglesalt.errors import Interrupted, KaggleSaltError, option
+from kagglesalt.on_kaggle import SAID
 from kagglesalt.progress import Reporter, Silent
 from kagglesalt.workspace import Workspace, locks, manifest
 from kagglesalt.workspace.runs import Run
@@ -234,26 +235,41 @@ def run_on_kaggle(ws: Workspace, options, machine: str = DEFAULT_MACHINE,
     _, chosen = cv.check_options(options)
     name = options.name or f"{options.model}-k{options.folds}-s{chosen.seed}"
     run = Run(Path(ws.runs_dir) / name)
-    run.path.mkdir(parents=True, exist_ok=True)
+    new_root = not Path(ws.runs_dir).exists()
     with locks.holding(run.path, f"run {name}"):
-        record = read_record(run.path)
-        if record is not None and record.home and run.finished:
-            reporter.message(f"Run {name} came home from kernel {record.kernel} version "
-                             f"{record.version} already: nothing to do")
-            return run
-        if record is None or record.ended not in (None, "complete"):
-            # A first push, or a version that ended short of its end (an error, Kaggle's
-            # session limit): a new version goes on from the folds the last one finished.
-            after = record if record is not None and record.job["run"] == name else None
-            record = _push(ws, options, name, machine, competition, reporter, after)
-            write_json(run.path / RECORD, asdict(record))
-        else:
-            reporter.message(f"Following kernel {record.kernel} version {record.version}, "
-                             f"pushed {record.pushed} ({record.url})")
-        status, failure = follow(record, reporter)
-        record = dataclasses.replace(record, ended=status)
+        try:
+            return _push_follow_home(ws, options, name, machine, competition, run, reporter)
+        finally:
+            cv.drop_if_empty(run.path, new_root)  # nothing pushed, nothing kept
+
+
+def _push_follow_home(ws: Workspace, options, name: str, machine: str, competition: str,
+                      run: Run, reporter: Reporter) -> Run:
+    """Under the run's lock: what `run_on_kaggle` says."""
+    record = read_record(run.path)
+    asked = _job_options(options, name)
+    if record is not None and record.job["options"] != asked:
+        changed = sorted(k for k in asked if asked[k] != record.job["options"].get(k))
+        raise KaggleSaltError(f"run {name} was pushed to Kaggle with other {', '.join(changed)} "
+                              f"(kernel {record.kernel} version {record.version}): give the "
+                              f"same options to follow it, or a new {option('name')}")
+    if record is not None and record.home and run.finished:
+        reporter.message(f"Run {name} came home from kernel {record.kernel} version "
+                         f"{record.version} already: nothing to do")
+        return run
+    if record is None or record.ended not in (None, "complete"):
+        # A first push, or a version that ended short of its end (an error, Kaggle's
+        # session limit): a new version goes on from the folds the last one finished.
+        after = record if record is not None and record.job["run"] == name else None
+        record = _push(ws, options, name, machine, competition, reporter, after)
         write_json(run.path / RECORD, asdict(record))
-        dropped = bring_home(run, record, reporter)
+    else:
+        reporter.message(f"Following kernel {record.kernel} version {record.version}, "
+                         f"pushed {record.pushed} ({record.url})")
+    status, failure = follow(record, reporter)
+    record = dataclasses.replace(record, ended=status)
+    write_json(run.path / RECORD, asdict(record))
+    dropped = bring_home(run, record, reporter)
     if status != "complete":
         detail = f": {failure}" if failure else ""
         raise KaggleSaltError(
@@ -268,6 +284,13 @@ def run_on_kaggle(ws: Workspace, options, machine: str = DEFAULT_MACHINE,
     return run
 
 
+def _job_options(options, name: str) -> dict[str, Any]:
+    """The `cv.CVOptions` the kernel trains with (JSON's view of them)."""
+    return json.loads(json.dumps({"model": options.model, "folds": options.folds,
+                                  "name": name, "settings": options.settings,
+                                  "minutes": options.minutes}))
+
+
 def _push(ws: Workspace, options, name: str, machine: str, competition: str,
           reporter: Reporter, after: KernelRecord | None = None) -> KernelRecord:
     """Push a new version; `after`, the version before it, whose output (the folds it
@@ -280,8 +303,7 @@ def _push(ws: Workspace, options, name: str, machine: str, competition: str,
                               f"{quota[1]:.0f} hours): wait for it to refresh, or train here")
     job = {"run": name, "competition": competition, "plugins_dir": options.plugins_dir,
            "plugins": workspace_plugins(options.plugins_dir),
-           "options": {"model": options.model, "folds": options.folds, "name": name,
-                       "settings": options.settings, "minutes": options.minutes},
+           "options": _job_options(options, name),
            "resume_from": after.kernel if after is not None else None}
     timeout = int(options.minutes * 60 + SESSION_MARGIN_S) if options.minutes else None
     with tempfile.TemporaryDirectory(prefix="kagglesalt-kernel-") as folder:
@@ -308,7 +330,8 @@ def follow(record: KernelRecord, reporter: Reporter) -> tuple[str, str]:
         while True:
             status, failure = kaggle.kernel_status(version)
             lines = kaggle.log_lines(kaggle.kernel_log(version)) if status != "queued" else []
-            last = lines[-1] if lines else ""
+            ours = [line[len(SAID):] for line in lines if line.startswith(SAID)]
+            last = ours[-1] if ours else ""
             if (status, last) != said:
                 elapsed = time.monotonic() - started
                 reporter.message(f"kernel {version.pinned}: {status}, {elapsed:.0f} s"

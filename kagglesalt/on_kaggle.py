@@ -23,10 +23,15 @@ from typing import Any
 
 ROOT_ENV = "KAGGLESALT_KAGGLE_ROOT"
 RUNS = "runs"  # the run folders, under the working folder
+SAID = "kagglesalt: "  # the start of this module's lines in the kernel's log (`said`)
 # import name -> the package to install, for what kagglesalt imports on a kernel
 NEEDED = {"keras": "keras", "numpy": "numpy", "pandas": "pandas", "cv2": "opencv-python",
           "click": "click", "rich": "rich", "sklearn": "scikit-learn", "pluggy": "pluggy",
           "filelock": "filelock"}
+
+
+def say(text: str) -> None:
+    print(f"{SAID}{text}", flush=True)
 
 
 def kaggle_root() -> Path:
@@ -89,12 +94,11 @@ def _take_finished_folds(input_dir: Path, run: str, run_path: Path) -> None:
 
     found = sorted(input_dir.rglob(f"{RUNS}/{run}/{manifest.MANIFEST}"))
     if not found:
-        print(f"The previous version left no run {run}: starting it anew", flush=True)
+        say(f"The previous version left no run {run}: starting it anew")
         return
     shutil.copytree(found[0].parent, run_path)
     for name in manifest.keep_whole(run_path):
-        print(f"from the previous version: {name} is not whole and is trained again",
-              flush=True)
+        say(f"from the previous version: {name} is not whole and is trained again")
 
 
 def run_job(job: dict[str, Any], root: Path) -> int:
@@ -106,6 +110,9 @@ def run_job(job: dict[str, Any], root: Path) -> int:
         for name, source in job["plugins"].items():
             (plugins_dir / Path(name).name).write_text(source)
     os.environ["KERAS_BACKEND"] = choose_backend()
+    from kagglesalt.model.backend import import_keras
+
+    import_keras()  # without TensorFlow's chatter in the log the command line follows
     from kagglesalt import cv
     from kagglesalt.errors import KaggleSaltError
     from kagglesalt.progress import Reporter
@@ -115,7 +122,7 @@ def run_job(job: dict[str, Any], root: Path) -> int:
     try:
         data_dir = find_competition(root / "input", job["competition"], scratch / "data")
     except KaggleSaltError as e:
-        print(f"Error: {e}", flush=True)
+        say(f"Error: {e}")
         return 1
     options = cv.CVOptions(plugins_dir=str(plugins_dir) if plugins_dir else None,
                            **job["options"])
@@ -130,44 +137,42 @@ def run_job(job: dict[str, Any], root: Path) -> int:
         def fold_start(self, fold: int, folds: int, epochs: int, steps: int) -> None:
             if run_path.is_dir():
                 manifest.write(run_path)
-            print(f"fold {fold + 1}/{folds}: {epochs} epochs", flush=True)
+            say(f"fold {fold + 1}/{folds}: {epochs} epochs")
 
         def epoch_end(self, epoch: int, row: dict[str, float]) -> None:
             scored = f", valid {row['val_score']:.4f}" if "val_score" in row else ""
-            print(f"epoch {epoch}: loss {row.get('loss', float('nan')):.4f}{scored}",
-                  flush=True)
+            say(f"epoch {epoch}: loss {row.get('loss', float('nan')):.4f}{scored}")
 
         def fold_end(self, fold: int, score: float) -> None:
-            print(f"fold {fold + 1} done: score {score:.4f}", flush=True)
+            say(f"fold {fold + 1} done: score {score:.4f}")
 
         def message(self, text: str) -> None:
-            print(text, flush=True)
+            say(text)
 
     import kagglesalt
 
-    print(f"kagglesalt {kagglesalt.__version__} (from {Path(kagglesalt.__file__).parent}) "
-          f"runs {job['run']} on Kaggle, Keras on {os.environ['KERAS_BACKEND']}; data "
-          f"{data_dir}", flush=True)
+    say(f"kagglesalt {kagglesalt.__version__} (from {Path(kagglesalt.__file__).parent}) "
+        f"runs {job['run']} on Kaggle, Keras on {os.environ['KERAS_BACKEND']}; data "
+        f"{data_dir}")
     ws = Workspace(data_dir, working / RUNS, working / "submissions")
     try:
         run = cv.run_cv(ws, options, Said())
     except KaggleSaltError as e:
-        print(f"Error: {e}", flush=True)
+        say(f"Error: {e}")
         return 1
     finally:
         if run_path.is_dir():
             manifest.write(run_path)
         shutil.rmtree(scratch, ignore_errors=True)
-    print(f"OOF score {run.oof_score:.4f}; run folder {RUNS}/{run.name}", flush=True)
+    say(f"OOF score {run.oof_score:.4f}; run folder {RUNS}/{run.name}")
     return 0
 
 
 def main(argv: list[str]) -> int:
     missing = missing_packages()
     if missing:
-        print(f"Error: this Kaggle image lacks {', '.join(missing)}, which kagglesalt needs: "
-              "choose a newer image (the kernel's settings) or add them as a data source",
-              flush=True)
+        say(f"Error: this Kaggle image lacks {', '.join(missing)}, which kagglesalt needs: "
+            "choose a newer image (the kernel's settings) or add them as a data source")
         return 2
     job = json.loads(Path(argv[0]).read_text())
     return run_job(job, kaggle_root())

@@ -328,7 +328,7 @@ class Session:
         the log once every earlier fold is written and in the manifest)."""
         if self.cut_at_fold is None or not self.log.exists():
             return False
-        return any(line.startswith(f"fold {self.cut_at_fold}/")
+        return any(line.startswith(f"kagglesalt: fold {self.cut_at_fold}/")
                    for line in self.log.read_text().splitlines())
 
     def stop(self) -> None:
@@ -368,12 +368,15 @@ class Kernels:
         self.gpu_quota_hours = (2.0, 30.0)
         self.truncated: set[str] = set()  # output files served cut short
         self.cut_at_fold: int | None = None  # the session limit strikes as this fold starts
+        self.refusal: str | None = None  # an error SaveKernel answers with (HTTP 200)
         self.folder = Path(tempfile.mkdtemp(prefix="fake-kaggle-kernels-"))
 
     def save(self, request: dict) -> dict:
         self.saved.append(request)
         slug = request.get("slug") or ""
         text = request.get("text") or ""
+        if self.refusal:
+            return {"error": self.refusal}
         if len(text.encode()) > 1_000_000:
             return {"error": "Kernel source exceeds the maximum size of 1 MB"}
         if self.competition not in (request.get("competitionDataSources") or []):

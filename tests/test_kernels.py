@@ -75,6 +75,8 @@ def test_a_run_pushed_to_kaggle_comes_home_and_is_ensembled_and_submitted(kaggle
 
     again = on_kaggle()
     assert again.exit_code == 0 and "nothing to do" in again.text
+    one_line_error(on_kaggle("--lr", "0.01"), "pushed to Kaggle with other settings",
+                   "--name")
     assert "gpu" in kagglesalt("runs").text
     ensembled = kagglesalt("ensemble", "gpu", "--name", "from-kaggle")
     assert ensembled.exit_code == 0, ensembled.output
@@ -154,6 +156,14 @@ def test_what_kaggle_would_refuse_is_refused_before_a_push(kaggle, workspace, ar
     one_line_error(on_kaggle(plugins_dir=plugins_dir), *words)
     assert kaggle.kernels.saved == []
     assert not (workspace / "runs" / "gpu" / kernels.RECORD).exists()
+
+
+def test_an_error_in_the_push_answer_is_one_line_and_nothing_is_followed(kaggle, workspace):
+    kaggle.kernels.refusal = "Notebook title already in use"
+    one_line_error(on_kaggle(), "Kaggle refused the kernel (Notebook title already in use)")
+    assert kaggle.kernels.sessions == {}
+    assert not (workspace / "runs" / "gpu" / kernels.RECORD).exists()
+    assert "GetKernelSessionStatus" not in kaggle.rpc_calls()
 
 
 def test_an_unknown_machine_or_missing_credentials_are_one_line(kaggle, workspace,
@@ -250,7 +260,7 @@ def test_the_kernel_script_installs_its_wheel_offline_and_names_what_an_image_la
     result = subprocess.run([str(python), str(script)], capture_output=True, text=True,
                             env=bare, cwd=tmp_path, timeout=300)
     assert result.returncode == 2, result.stdout + result.stderr
-    lines = [line for line in result.stdout.splitlines() if line.startswith("Error:")]
+    lines = [line for line in result.stdout.splitlines() if "Error:" in line]
     assert len(lines) == 1 and "lacks keras, numpy, pandas, opencv-python" in lines[0]
     assert "Traceback" not in result.stdout + result.stderr
 
