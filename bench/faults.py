@@ -1,10 +1,14 @@
-"""The kill loop: `kagglesalt cv`, `ensemble` and `report` killed at random moments, and what
-must hold after each kill.
+"""Fault injection: commands killed at random moments, run records damaged at random, folds
+on Ray killed with their driver; and what must hold after each.
 
-    python bench/faults.py [--kills 12] [--seed 0] [--work /tmp/kagglesalt-faults]
+    python bench/faults.py [kill] [--kills 12] [--seed 0] [--work /tmp/kagglesalt-faults]
+    python bench/faults.py damage [--rounds 40] [--seed 0]
+    python bench/faults.py ray [--kills 4] [--seed 0]
 
-On a small synthetic data set and the tiny test model, each round starts the command in a
-fresh process, sends it SIGKILL after a random delay, and checks the workspace:
+All on a small synthetic data set and the tiny test model, each command in a fresh process.
+
+`kill`: starts `cv`, `ensemble` or `report`, sends it SIGKILL after a random delay, and
+checks the workspace:
 
 - every fold with a done.json is whole (`Run.fold_problem`), and none is counted finished
   that is not;
@@ -14,15 +18,28 @@ fresh process, sends it SIGKILL after a random delay, and checks the workspace:
 
 At the end the commands run to completion, and the run must be finished with every fold
 trained once (a resumed fold goes on from its checkpoint rather than starting over).
-Prints one line per kill and exits non-zero on the first broken invariant.
+
+`damage`: a finished run, copied each round, one of its files damaged (cut short, zeroed,
+garbage, gone), then one of `runs`, `cv` (the run's own command), `ensemble`, `report`,
+`oof`, and the data cache damaged under `cv` of a new run: no traceback, exit 0 or one
+"Error:" line, every fold that was not damaged still finished and whole (a damaged record
+is rebuilt or refused, never a reason to retrain finished folds), and `cv` rebuilds what
+it owns.
+
+`ray`: `cv --ray` killed with SIGKILL mid-fold: none of the Ray processes it started may
+be left 15 s later, and a rerun finishes the run.
+
+Prints one line per round and exits non-zero on the first broken invariant.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -82,22 +99,37 @@ def check(work: Path) -> list[str]:
     return broken
 
 
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def cv_command(name: str, epochs: int = 12) -> list[str]:
+    return ["cv", "--model", "tiny_head", "--plugins-dir", str(TINY), "--folds", "3",
+            "--epochs", str(epochs), "--loss", "bce+lovasz", "--lovasz-share", "0.5",
+            "--schedule", "cosine", "--snapshots", "2", "--name", name]
+
+
+def fresh(work: Path) -> None:
+    shutil.rmtree(work, ignore_errors=True)
+    subprocess.run(kagglesalt(work, "synth", "--train", "160", "--test", "40"),
+                   check=True, capture_output=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", nargs="?", choices=("kill", "damage", "ray"), default="kill")
     parser.add_argument("--kills", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("/tmp/kagglesalt-faults"))
     args = parser.parse_args()
-    import shutil
-
-    shutil.rmtree(args.work, ignore_errors=True)
-    subprocess.run(kagglesalt(args.work, "synth", "--train", "160", "--test", "40"),
-                   check=True, capture_output=True)
-    cv = ["cv", "--model", "tiny_head", "--plugins-dir", str(TINY), "--folds", "3",
-          "--epochs", "12", "--loss", "bce+lovasz", "--lovasz-share", "0.5", "--schedule",
-          "cosine", "--snapshots", "2", "--name", "killed"]
+    fresh(args.work)
     rng = random.Random(args.seed)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    {"kill": kill_loop, "damage": damage_loop, "ray": ray_loop}[args.mode](args, rng)
+
+
+def kill_loop(args, rng: random.Random) -> None:
+    cv = cv_command("killed")
+    env = ENV
     for kill in range(args.kills):
         command = cv if kill % 4 else ["ensemble", "killed", "--name", f"e{kill}"]
         if command[0] == "ensemble" and not (args.work / "runs" / "killed" /
@@ -129,6 +161,143 @@ def main() -> None:
     print(f"finished: OOF {run.oof_score:.4f}, epochs per fold {epochs}; "
           f"{'ok' if not broken and run.finished else broken}")
     sys.exit(1 if broken or not run.finished else 0)
+
+
+# ----------------------------------------------------------------------------- damage
+
+DAMAGES = ("cut short", "zeroed", "garbage", "gone")
+
+
+def damage(path: Path, kind: str, rng: random.Random) -> None:
+    size = path.stat().st_size
+    if kind == "cut short":
+        with open(path, "r+b") as f:
+            f.truncate(rng.randrange(0, max(1, size)))
+    elif kind == "zeroed":
+        path.write_bytes(bytes(size))
+    elif kind == "garbage":
+        path.write_bytes(bytes(rng.randrange(256) for _ in range(max(1, min(size, 4096)))))
+    else:
+        path.unlink()
+
+
+def said_well(result: subprocess.CompletedProcess) -> str | None:
+    """What is wrong with how a command ended, in words; None: exit 0, or exit 1 with
+    one Error: line, and never a traceback."""
+    text = result.stdout + result.stderr
+    if "Traceback" in text:
+        return "a traceback: " + text.strip().splitlines()[-1]
+    if result.returncode == 0:
+        return None
+    errors = [line for line in text.splitlines() if line.startswith("Error:")]
+    if result.returncode != 1 or len(errors) != 1:
+        return f"exit {result.returncode} with {len(errors)} Error: lines: {text[-300:]!r}"
+    return None
+
+
+def damage_loop(args, rng: random.Random) -> None:
+    from kagglesalt.workspace import runs
+
+    work = args.work
+    subprocess.run(kagglesalt(work, *cv_command("pristine", epochs=4)), env=ENV, check=True,
+                   capture_output=True)
+    pristine = work / "runs" / "pristine"
+    files = sorted(p.relative_to(pristine) for p in pristine.rglob("*") if p.is_file()
+                   and not p.name.startswith("."))
+    commands = {"runs": lambda: ["runs"], "cv": lambda: cv_command("d", epochs=4),
+                "ensemble": lambda: ["ensemble", "d", "--name", "e"],
+                "report": lambda: ["report", "d"], "oof": lambda: ["oof", "d"]}
+    for round_ in range(args.rounds):
+        target = work / "runs" / "d"
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(pristine, target)
+        config = json.loads((target / "config.json").read_text())
+        config["name"] = "d"
+        (target / "config.json").write_text(json.dumps(config))
+        victim, kind = rng.choice(files), rng.choice(DAMAGES)
+        damage(target / victim, kind, rng)
+        command = rng.choice(sorted(commands))
+        result = subprocess.run(kagglesalt(work, *commands[command]()), env=ENV,
+                                capture_output=True, text=True)
+        broken = said_well(result)
+        hit = victim.parts[0] if victim.parts[0].startswith("fold_") else None
+        run = runs.Run(target)
+        if broken is None and run.started:
+            try:
+                for k in range(run.n_folds):
+                    if f"fold_{k}" != hit and run.fold_problem(k) is not None:
+                        broken = f"fold {k} lost: {run.fold_problem(k)}"
+            except Exception as e:  # a record the check itself cannot read
+                broken = f"{type(e).__name__}: {e}" if command == "cv" else None
+        if broken is None and command == "cv" and result.returncode == 0 and \
+                not run.finished:
+            broken = "cv ended without finishing the run"
+        print(f"round {round_ + 1}: {victim} {kind}, then {command}: exit "
+              f"{result.returncode}: {broken or 'ok'}", flush=True)
+        if broken:
+            sys.exit(1)
+    cache_round(work, rng)
+
+
+def cache_round(work: Path, rng: random.Random) -> None:
+    """Same-size damage to the decoded-data cache: a new run must not train on it."""
+    caches = sorted((work / "data" / ".cache").rglob("*.npy"))
+    victim = rng.choice(caches)
+    size = victim.stat().st_size
+    with open(victim, "r+b") as f:
+        f.seek(size // 2)
+        f.write(bytes(rng.randrange(256) for _ in range(64)))
+    result = subprocess.run(kagglesalt(work, *cv_command("after-cache", epochs=2)), env=ENV,
+                            capture_output=True, text=True)
+    broken = said_well(result) or (None if result.returncode == 0 else "cv refused")
+    rebuilt = victim.exists() and victim.stat().st_mtime > time.time() - 600
+    print(f"cache: {victim.name} damaged, then cv: {broken or 'ok'}"
+          f"{'' if rebuilt else ' (the cache was not rebuilt)'}", flush=True)
+    if broken or not rebuilt:
+        sys.exit(1)
+
+
+# ----------------------------------------------------------------------------- ray
+
+
+def ray_loop(args, rng: random.Random) -> None:
+    import psutil
+
+    cv = [*cv_command("on-ray", epochs=60), "--ray"]
+    for kill in range(args.kills):
+        driver = subprocess.Popen(kagglesalt(args.work, *cv), env=ENV,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        seen: dict[int, float] = {}
+        deadline = time.monotonic() + rng.uniform(12.0, 40.0)
+        while time.monotonic() < deadline and driver.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                seen.update({p.pid: p.create_time() for p in
+                             psutil.Process(driver.pid).children(recursive=True)})
+            time.sleep(0.5)
+        killed = driver.poll() is None
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        time.sleep(15)
+        left = []
+        for pid, started in seen.items():
+            try:
+                process = psutil.Process(pid)
+                if process.create_time() == started:
+                    left.append(" ".join(process.cmdline())[:60])
+            except psutil.Error:
+                pass
+        broken = check(args.work) + [f"left behind: {', '.join(left)}"] * bool(left)
+        print(f"ray kill {kill + 1}: {'killed' if killed else 'finished before the kill'}, "
+              f"{len(seen)} processes under the driver: {broken[0] if broken else 'ok'}",
+              flush=True)
+        if broken:
+            sys.exit(1)
+    finish = subprocess.run(kagglesalt(args.work, *cv), env=ENV, capture_output=True)
+    from kagglesalt.workspace import runs
+
+    run = runs.open_run(args.work / "runs", "on-ray")
+    print(f"rerun: exit {finish.returncode}, finished {run.finished}")
+    sys.exit(0 if finish.returncode == 0 and run.finished else 1)
 
 
 if __name__ == "__main__":

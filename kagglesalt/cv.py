@@ -189,29 +189,8 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
     extra = (labels.images, labels.masks) if labels is not None else None
     work = budget.Workload.of_folds(len(train), len(test), options.folds,
                                     len(labels.images) if labels is not None else 0)
-    # A budget run cut short keeps its plan, so that its folds' checkpoints still fit it.
-    planned = run.config.budget if resuming or (
-        run.started and run.has_checkpoints()) else None
-    if options.minutes is not None and planned and planned["minutes"] == options.minutes:
-        plan = budget.Budget.from_config(planned)  # a resumed run keeps its plan
-        rates = plan.rates
-    else:
-        if rates is None:
-            reporter.message(f"Timing {options.model} on this machine")
-            # A budget needs each stage's rate; an ETA is fine with the first one's.
-            rates = measure_rates(spec, chosen, steps=8 if options.minutes else 3,
-                                  every_loss=options.minutes is not None)
-        plan = None
-        if options.minutes is not None:
-            left = options.minutes * 60 - (time.perf_counter() - started)
-            if cluster is None:  # on Ray the workers, maybe faster, keep their own clocks
-                _refuse_a_budget_too_small(options, chosen, work, rates, len(train), left,
-                                           time.perf_counter() - started)
-            epochs = budget.choose_epochs(left, chosen, work, options.folds, rates, len(train),
-                                          options.most_epochs)
-            plan = budget.Budget(options.minutes, epochs, rates, here.describe())
-    if plan is not None:
-        chosen = dataclasses.replace(chosen, epochs=plan.epochs)
+    chosen, rates, plan = _plan(options, run, resuming, spec, chosen, work, rates, started,
+                                here, cluster, len(train), reporter)
     config = RunConfig(
         name=name, model=options.model, model_source=spec.source, folds=options.folds,
         seed=chosen.seed, settings=settings.as_config(chosen),
@@ -236,24 +215,7 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
                          f"{options.folds} folds already trained")
     run.start(config, train.ids, assignment, test.ids)
 
-    pending = []
-    for k in range(options.folds):
-        if k in finished:
-            run.drop_checkpoint(k)  # one a kill left between done.json and its removal
-            reporter.message(f"fold {k + 1}/{options.folds} already trained: "
-                             f"score {run.finished_fold(k).score:.4f}")
-            continue
-        if k in kept:
-            reporter.message(f"fold {k + 1}/{options.folds} is not whole "
-                             f"({run.fold_problem(k)}): its predictions are kept, since it is "
-                             "not among the folds trained now")
-            continue
-        if k in done:
-            reporter.message(f"fold {k + 1}/{options.folds} is not whole "
-                             f"({run.fold_problem(k)}): training it again")
-        if options.folds_to_train is None or k in options.folds_to_train:
-            run.clear_fold(k)  # a fold cut short, or damaged, starts over
-            pending.append(k)
+    pending = _folds_to_train(run, options, done, finished, kept, reporter)
     clean_leftovers(run.path)  # writes a killed process left behind, under the run's lock
     if pending:
         run.unfinish()
@@ -331,6 +293,64 @@ def _train(ws: Workspace, options: CVOptions, reporter: Reporter, rates: budget.
         _finish(run, train, test, assignment, options.folds)
     progress.finish()
     return run
+
+
+def _plan(options: CVOptions, run: Run, resuming: bool, spec: ModelSpec,
+          chosen: settings.TrainSettings, work: budget.Workload, rates: budget.Rates | None,
+          started: float, here: Device, cluster, n_train: int, reporter: Reporter
+          ) -> tuple[settings.TrainSettings, budget.Rates, budget.Budget | None]:
+    """The settings with the epochs a budget allows, the rates they were planned with, and
+    the budget's plan (None without `--minutes`): a run resumed keeps its plan; otherwise
+    the model is timed here (unless `rates` are given) and the epochs chosen to fit."""
+    # A budget run cut short keeps its plan, so that its folds' checkpoints still fit it.
+    planned = run.config.budget if resuming or (
+        run.started and run.has_checkpoints()) else None
+    if options.minutes is not None and planned and planned["minutes"] == options.minutes:
+        plan = budget.Budget.from_config(planned)  # a resumed run keeps its plan
+        rates = plan.rates
+    else:
+        if rates is None:
+            reporter.message(f"Timing {options.model} on this machine")
+            # A budget needs each stage's rate; an ETA is fine with the first one's.
+            rates = measure_rates(spec, chosen, steps=8 if options.minutes else 3,
+                                  every_loss=options.minutes is not None)
+        plan = None
+        if options.minutes is not None:
+            left = options.minutes * 60 - (time.perf_counter() - started)
+            if cluster is None:  # on Ray the workers, maybe faster, keep their own clocks
+                _refuse_a_budget_too_small(options, chosen, work, rates, n_train, left,
+                                           time.perf_counter() - started)
+            epochs = budget.choose_epochs(left, chosen, work, options.folds, rates, n_train,
+                                          options.most_epochs)
+            plan = budget.Budget(options.minutes, epochs, rates, here.describe())
+    if plan is not None:
+        chosen = dataclasses.replace(chosen, epochs=plan.epochs)
+    return chosen, rates, plan
+
+
+def _folds_to_train(run: Run, options: CVOptions, done: list[int], finished: list[int],
+                    kept: list[int], reporter: Reporter) -> list[int]:
+    """The folds this call trains, each cleared of what an unfinished try left; says what
+    becomes of the others."""
+    pending = []
+    for k in range(options.folds):
+        if k in finished:
+            run.drop_checkpoint(k)  # one a kill left between done.json and its removal
+            reporter.message(f"fold {k + 1}/{options.folds} already trained: "
+                             f"score {run.finished_fold(k).score:.4f}")
+            continue
+        if k in kept:
+            reporter.message(f"fold {k + 1}/{options.folds} is not whole "
+                             f"({run.fold_problem(k)}): its predictions are kept, since it is "
+                             "not among the folds trained now")
+            continue
+        if k in done:
+            reporter.message(f"fold {k + 1}/{options.folds} is not whole "
+                             f"({run.fold_problem(k)}): training it again")
+        if options.folds_to_train is None or k in options.folds_to_train:
+            run.clear_fold(k)  # a fold cut short, or damaged, starts over
+            pending.append(k)
+    return pending
 
 
 def _refuse_a_budget_too_small(options: CVOptions, chosen: settings.TrainSettings,

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 import zipfile
@@ -219,6 +220,18 @@ def read_record(run_path: Path) -> KernelRecord | None:
                               "file aside to push again") from None
 
 
+def away(runs_dir: str | os.PathLike) -> list[tuple[str, KernelRecord]]:
+    """The runs pushed to Kaggle whose output has not come home whole, by name."""
+    root = Path(runs_dir)
+    found = []
+    for path in sorted(root.glob(f"*/{RECORD}")) if root.is_dir() else []:
+        with contextlib.suppress(KaggleSaltError):
+            record = read_record(path.parent)
+            if record is not None and not (record.home and Run(path.parent).finished):
+                found.append((path.parent.name, record))
+    return found
+
+
 def run_on_kaggle(ws: Workspace, options, machine: str = DEFAULT_MACHINE,
                   reporter: Reporter | None = None,
                   competition: str = kaggle.COMPETITION) -> Run:
@@ -302,6 +315,7 @@ def _push(ws: Workspace, options, name: str, machine: str, competition: str,
         raise KaggleSaltError(f"this week's GPU quota on Kaggle is used up ({quota[0]:.1f} of "
                               f"{quota[1]:.0f} hours): wait for it to refresh, or train here")
     job = {"run": name, "competition": competition, "plugins_dir": options.plugins_dir,
+           "command": " ".join(sys.argv),  # as a local run records it
            "plugins": workspace_plugins(options.plugins_dir),
            "options": _job_options(options, name),
            "resume_from": after.kernel if after is not None else None}
@@ -388,6 +402,7 @@ def _merge(run: Run, came: Path, record: KernelRecord) -> None:
     config = json.loads((came / "config.json").read_text())
     config["device"] = (f"{config.get('device', 'GPU')} on Kaggle, kernel {record.kernel} "
                         f"version {record.version}")
+    config["command"] = record.job.get("command", config.get("command"))  # the one given here
     write_json(came / "config.json", config)
     (came / manifest.MANIFEST).unlink(missing_ok=True)
     # The run folder holds its lock, so its contents are swapped, not the folder: the

@@ -61,6 +61,9 @@ def test_a_run_pushed_to_kaggle_comes_home_and_is_ensembled_and_submitted(kaggle
     assert saved[0]["machineShape"] == "NvidiaTeslaT4" and saved[0]["isPrivate"] is True
     assert saved[0]["competitionDataSources"] == ["tgs-salt-identification-challenge"]
     assert saved[0]["slug"] == "alice/kagglesalt-gpu"
+    listed = kagglesalt("runs").text
+    assert "On Kaggle: gpu, kernel alice/kagglesalt-gpu version 1" in listed
+    assert "kagglesalt cv --name gpu --on-kaggle` brings it home" in listed
 
     attached = on_kaggle()  # follows the version pushed, never a second push
     assert attached.exit_code == 0, attached.output
@@ -77,7 +80,9 @@ def test_a_run_pushed_to_kaggle_comes_home_and_is_ensembled_and_submitted(kaggle
     assert again.exit_code == 0 and "nothing to do" in again.text
     one_line_error(on_kaggle("--lr", "0.01"), "pushed to Kaggle with other settings",
                    "--name")
-    assert "gpu" in kagglesalt("runs").text
+    listed = kagglesalt("runs").text
+    assert "gpu" in listed and "On Kaggle" not in listed
+    assert "on_kaggle" not in run.config.command  # the command given here, not the kernel's
     ensembled = kagglesalt("ensemble", "gpu", "--name", "from-kaggle")
     assert ensembled.exit_code == 0, ensembled.output
     submitted = kagglesalt("submit", "-m", "tiny on Kaggle")

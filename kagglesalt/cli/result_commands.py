@@ -116,6 +116,7 @@ def _list_runs(ws: Workspace) -> None:
     from kagglesalt.workspace import runs
 
     found = runs.all_runs(ws.runs_dir)
+    _list_away(ws)
     if not found:
         console.print(f"No runs in {ws.runs_dir}: `kagglesalt cv` trains one")
         return
@@ -143,6 +144,19 @@ def _list_runs(ws: Workspace) -> None:
     console.print(table)
     for line in damaged:
         console.print(escape(line), soft_wrap=True)
+
+
+def _list_away(ws: Workspace) -> None:
+    """Runs pushed to Kaggle and not yet home (`cv --on-kaggle` detached, or cut short)."""
+    from rich.markup import escape
+
+    from kagglesalt import kernels
+
+    for name, record in kernels.away(ws.runs_dir):
+        state = f"ended {record.ended}" if record.ended else "not followed to its end"
+        console.print(escape(f"On Kaggle: {name}, kernel {record.kernel} version "
+                             f"{record.version} ({state}): `{pasteable('cv', '--name', name)} "
+                             "--on-kaggle` brings it home"), soft_wrap=True)
 
 
 def _epochs(run, config) -> str:
