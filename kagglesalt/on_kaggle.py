@@ -87,6 +87,15 @@ def choose_backend() -> str:
         return "tensorflow"
 
 
+def placement(gpus: int, has_ray: bool, folds: int) -> dict[str, Any]:
+    """Where the folds train: with two GPUs or more (Kaggle's T4 x2) and Ray in the image
+    (Kaggle's has it), a fold on each GPU at once, as `cv --ray --gpus-per-fold 1` does;
+    else one after another on the first GPU."""
+    if gpus >= 2 and has_ray and folds >= 2:
+        return {"ray": "local", "gpus_per_fold": 1.0}
+    return {}
+
+
 def _take_finished_folds(input_dir: Path, run: str, run_path: Path) -> None:
     """The previous version's output is an input of this one (a kernel source): its run
     folder, what its manifest vouches for, is where this run goes on from."""
@@ -124,8 +133,15 @@ def run_job(job: dict[str, Any], root: Path) -> int:
     except KaggleSaltError as e:
         say(f"Error: {e}")
         return 1
+    from kagglesalt.model.backend import machine_gpus
+
+    gpus = len(machine_gpus())
+    where = placement(gpus, importlib.util.find_spec("ray") is not None,
+                      job["options"]["folds"])
+    if where:
+        say(f"{gpus} GPUs: a fold on each at once, on a local Ray instance")
     options = cv.CVOptions(plugins_dir=str(plugins_dir) if plugins_dir else None,
-                           **job["options"])
+                           **job["options"], **where)
     run_path = working / RUNS / job["run"]
     if job.get("resume_from"):
         _take_finished_folds(root / "input", job["run"], run_path)

@@ -306,3 +306,12 @@ def test_the_kernel_script_runs_in_an_image_with_the_packages_but_not_kagglesalt
     run = runs.open_run(root / "working" / "runs", "r")
     assert run.finished and (run.path / manifest.MANIFEST).exists()
     assert manifest.keep_whole(run.path) == []
+
+
+def test_the_kernel_trains_a_fold_on_each_gpu_where_it_has_two_and_ray():
+    from kagglesalt.on_kaggle import placement
+
+    assert placement(2, True, 5) == {"ray": "local", "gpus_per_fold": 1.0}  # Kaggle's T4 x2
+    assert placement(1, True, 5) == {}  # one GPU: the folds one after another
+    assert placement(2, False, 5) == {}  # an image without Ray
+    assert placement(0, True, 5) == {}
