@@ -260,6 +260,9 @@ def _push_follow_home(ws: Workspace, options, name: str, machine: str, competiti
                       run: Run, reporter: Reporter) -> Run:
     """Under the run's lock: what `run_on_kaggle` says."""
     record = read_record(run.path)
+    if record is None and run.started:  # trained here: the kernel's folds are not its own
+        raise KaggleSaltError(f"run {name} was started here, not on Kaggle: rerun it without "
+                              f"--on-kaggle to go on, or give a new {option('name')}")
     asked = _job_options(options, name)
     if record is not None and record.job["options"] != asked:
         changed = sorted(k for k in asked if asked[k] != record.job["options"].get(k))

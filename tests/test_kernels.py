@@ -181,6 +181,14 @@ def test_an_unknown_machine_or_missing_credentials_are_one_line(kaggle, workspac
     assert kaggle.requests == []
 
 
+def test_a_run_started_here_is_not_pushed_to_kaggle(kaggle, workspace):
+    started = workspace / "runs" / "gpu"
+    started.mkdir(parents=True)
+    (started / "config.json").write_text("{}")  # what cv writes first
+    one_line_error(on_kaggle(), "run gpu was started here", "--name")
+    assert kaggle.kernels.saved == [] and not (started / kernels.RECORD).exists()
+
+
 def test_kaggle_options_need_on_kaggle():
     result = kagglesalt("cv", "--kaggle-machine", "NvidiaL4")
     assert result.exit_code == 2 and "add --on-kaggle" in result.text
