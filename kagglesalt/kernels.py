@@ -50,6 +50,7 @@ RECORD = "kernel.json"  # in the run folder: the pushed version and where it sta
 POLL_ENV = "KAGGLESALT_KERNEL_POLL"  # seconds between two looks at a kernel (30)
 SESSION_MARGIN_S = 15 * 60  # a budget's kernel session: the budget, plus installing and I/O
 DONE = ("complete", "error", "cancel_acknowledged")
+EPOCH_LINE_SECONDS = 60.0  # the kernel's epoch lines, said at most this often
 
 
 @dataclass(frozen=True)
@@ -338,22 +339,32 @@ def _push(ws: Workspace, options, name: str, machine: str, competition: str,
 
 
 def follow(record: KernelRecord, reporter: Reporter) -> tuple[str, str]:
-    """Poll the pinned version until it ends; says each change of status and each new
-    last line of its log. Ctrl-C detaches: the kernel keeps running."""
+    """Poll the pinned version until it ends. Says each change of status, each new line of
+    the kernel's about its folds, and its latest epoch line at most every
+    `EPOCH_LINE_SECONDS`; the log's last lines when it fails. Ctrl-C detaches: the kernel
+    keeps running."""
     version = record.pushed_version
     started = time.monotonic()
-    said: tuple[str, str] | None = None
+    said_status, said_lines, epoch_said_at = "", 0, -EPOCH_LINE_SECONDS
     try:
         while True:
             status, failure = kaggle.kernel_status(version)
             lines = kaggle.log_lines(kaggle.kernel_log(version)) if status != "queued" else []
             ours = [line[len(SAID):] for line in lines if line.startswith(SAID)]
-            last = ours[-1] if ours else ""
-            if (status, last) != said:
-                elapsed = time.monotonic() - started
-                reporter.message(f"kernel {version.pinned}: {status}, {elapsed:.0f} s"
-                                 + (f": {last}" if last else ""))
-                said = (status, last)
+            elapsed = time.monotonic() - started
+            where = f"kernel {version.pinned}: {status}, {elapsed:.0f} s"
+            news = ours[said_lines:]
+            said_lines = len(ours)
+            if status != said_status:
+                reporter.message(where)
+                said_status = status
+            for line in news[:-1] if news else []:
+                if not line.startswith("epoch "):
+                    reporter.message(f"{where}: {line}")
+            if news and (not news[-1].startswith("epoch ") or
+                         elapsed - epoch_said_at >= EPOCH_LINE_SECONDS):
+                reporter.message(f"{where}: {news[-1]}")
+                epoch_said_at = elapsed if news[-1].startswith("epoch ") else epoch_said_at
             if status in DONE:
                 if status != "complete":
                     for line in lines[-10:]:
