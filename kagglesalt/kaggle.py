@@ -467,10 +467,12 @@ def push_kernel(folder: Path, machine: str, timeout_seconds: int | None,
         detail = getattr(response, "error", None) or "no answer"
         raise KaggleSaltError(f"Kaggle refused the kernel ({detail}): nothing runs there")
     ref = (response.ref or "").strip("/").removeprefix("code/")
-    if not response.version_number or ref.count("/") != 1:
-        raise KaggleSaltError(f"Kaggle's answer to the push names no kernel version "
-                              f"({response.ref!r}, {response.version_number!r}): see "
-                              f"{response.url or 'your kernels on kaggle.com'}")
+    if ref.count("/") != 1:  # the id pushed, owner/slug, where the answer names it otherwise
+        ref = json.loads((folder / KERNEL_METADATA).read_text())["id"]
+    if not response.version_number:
+        raise KaggleSaltError(f"Kaggle's answer to the push of {ref} names no version: see "
+                              f"{response.url or 'your kernels on kaggle.com'}, and rerun "
+                              "the command once it shows there")
     return KernelVersion(ref, int(response.version_number), response.url or "")
 
 
