@@ -457,18 +457,28 @@ def push_kernel(folder: Path, machine: str, timeout_seconds: int | None,
     """Push the kernel in `folder` (its metadata and script) and start it: a new version.
     Never retried: a second push would be a second version, and a second session."""
     api = _api(find_credentials(warn))
+    pushed = json.loads((folder / KERNEL_METADATA).read_text())["id"]
+    sent: list[str] = []
     try:
-        with _translated_errors(competition, "pushing the kernel"), _quiet():
+        with _translated_errors(competition, "pushing the kernel") as sent, _quiet():
             response = api.kernels_push(str(folder), timeout=str(timeout_seconds)
                                         if timeout_seconds else None, acc=machine)
     except ValueError as e:  # the client's own checks of the metadata
         raise KaggleSaltError(f"the kaggle client refused the kernel: {e}") from None
+    except Refused:  # a definite no: nothing was pushed
+        raise
+    except KaggleSaltError as e:
+        if any("SaveKernel" in url for url in sent):
+            raise OutcomeUnknown(f"{e}; the push had been sent, so Kaggle may run it: look at "
+                                 f"https://www.kaggle.com/code/{pushed} before rerunning (a "
+                                 "rerun pushes a new version)") from None
+        raise
     if response is None or response.error:
         detail = getattr(response, "error", None) or "no answer"
         raise KaggleSaltError(f"Kaggle refused the kernel ({detail}): nothing runs there")
     ref = (response.ref or "").strip("/").removeprefix("code/")
     if ref.count("/") != 1:  # the id pushed, owner/slug, where the answer names it otherwise
-        ref = json.loads((folder / KERNEL_METADATA).read_text())["id"]
+        ref = pushed
     if not response.version_number:
         raise KaggleSaltError(f"Kaggle's answer to the push of {ref} names no version: see "
                               f"{response.url or 'your kernels on kaggle.com'}, and rerun "

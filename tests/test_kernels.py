@@ -171,6 +171,14 @@ def test_an_error_in_the_push_answer_is_one_line_and_nothing_is_followed(kaggle,
     assert "GetKernelSessionStatus" not in kaggle.rpc_calls()
 
 
+def test_a_push_whose_answer_is_lost_says_it_may_run(kaggle, workspace, monkeypatch):
+    monkeypatch.setenv("KAGGLESALT_NETWORK_TIMEOUT", "1")
+    kaggle.fail_after["SaveKernel"] = 502  # recorded there, and the answer lost on the way
+    one_line_error(on_kaggle(), "HTTP 502", "Kaggle may run it",
+                   "https://www.kaggle.com/code/alice/kagglesalt-gpu")
+    kaggle.kernels.wait()
+
+
 def test_an_unknown_machine_or_missing_credentials_are_one_line(kaggle, workspace,
                                                                 monkeypatch):
     one_line_error(on_kaggle("--kaggle-machine", "NvidiaA100"), "not a GPU machine",
