@@ -269,6 +269,7 @@ def test_the_kernel_script_installs_its_wheel_offline_and_names_what_an_image_la
     import subprocess
     import venv
 
+    pytest.importorskip("ensurepip", reason="this Python cannot make a venv with pip")
     env_dir = tmp_path / "bare"
     venv.create(env_dir, with_pip=True)  # ensurepip: pip from the standard library
     python = env_dir / "bin" / "python"
@@ -296,6 +297,7 @@ def test_the_kernel_script_runs_in_an_image_with_the_packages_but_not_kagglesalt
 
     from kagglesalt.workspace import manifest
 
+    pytest.importorskip("ensurepip", reason="this Python cannot make a venv with pip")
     env_dir = tmp_path / "image"
     venv.create(env_dir, with_pip=True)
     packages = next(env_dir.glob("lib/python*/site-packages"))
