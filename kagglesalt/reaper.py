@@ -52,8 +52,22 @@ def release(watcher: subprocess.Popen) -> None:
     watcher.wait()
 
 
+def _psutil():
+    """psutil (the ray extra has it), else the copy Ray carries in its thirdparty_files."""
+    try:
+        import psutil
+    except ImportError:
+        import importlib.util
+
+        spec = importlib.util.find_spec("ray")
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            sys.path.append(os.path.join(folder, "thirdparty_files"))
+        import psutil
+    return psutil
+
+
 def _descendants(pid: int) -> dict[int, float]:
-    import psutil
+    psutil = _psutil()
 
     try:
         children = psutil.Process(pid).children(recursive=True)
@@ -67,7 +81,7 @@ def _descendants(pid: int) -> dict[int, float]:
 
 
 def _stop(processes: dict[int, float]) -> None:
-    import psutil
+    psutil = _psutil()
 
     alive = []
     for pid, started in processes.items():
@@ -89,9 +103,7 @@ class _quietly:
         return None
 
     def __exit__(self, kind, value, traceback) -> bool:
-        import psutil
-
-        return kind is not None and issubclass(kind, psutil.Error)
+        return kind is not None and issubclass(kind, _psutil().Error)
 
 
 def main(argv: list[str]) -> None:
