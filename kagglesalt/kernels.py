@@ -252,13 +252,14 @@ def run_on_kaggle(ws: Workspace, options, machine: str = DEFAULT_MACHINE,
     new_root = not Path(ws.runs_dir).exists()
     with locks.holding(run.path, f"run {name}"):
         try:
-            return _push_follow_home(ws, options, name, machine, competition, run, reporter)
+            return _push_follow_home(ws, options, chosen, name, machine, competition, run,
+                                     reporter)
         finally:
             cv.drop_if_empty(run.path, new_root)  # nothing pushed, nothing kept
 
 
-def _push_follow_home(ws: Workspace, options, name: str, machine: str, competition: str,
-                      run: Run, reporter: Reporter) -> Run:
+def _push_follow_home(ws: Workspace, options, chosen, name: str, machine: str,
+                      competition: str, run: Run, reporter: Reporter) -> Run:
     """Under the run's lock: what `run_on_kaggle` says."""
     record = read_record(run.path)
     if record is None and run.started:  # trained here: the kernel's folds are not its own
@@ -278,7 +279,7 @@ def _push_follow_home(ws: Workspace, options, name: str, machine: str, competiti
         # A first push, or a version that ended short of its end (an error, Kaggle's
         # session limit): a new version goes on from the folds the last one finished.
         after = record if record is not None and record.job["run"] == name else None
-        record = _push(ws, options, name, machine, competition, reporter, after)
+        record = _push(ws, options, chosen, name, machine, competition, reporter, after)
         write_json(run.path / RECORD, asdict(record))
     else:
         reporter.message(f"Following kernel {record.kernel} version {record.version}, "
@@ -301,6 +302,33 @@ def _push_follow_home(ws: Workspace, options, name: str, machine: str, competiti
     return run
 
 
+def estimate(runs_dir: str | os.PathLike, model: str, chosen, folds: int,
+             machine: str) -> str | None:
+    """The run's time on `machine` before it is pushed, from the rates an earlier run of
+    the same model and settings measured there (its config.json; a budget's epochs
+    aside); None where none did: the kernel times the model and its log says so."""
+    from kagglesalt.model import budget, settings
+    from kagglesalt.workspace import runs
+
+    wanted = {k: v for k, v in settings.as_config(chosen).items() if k not in ("epochs",)}
+    for run in runs.all_runs(runs_dir):
+        with contextlib.suppress(KaggleSaltError, KeyError, TypeError, ValueError):
+            record = read_record(run.path)
+            config = run.config
+            same = {k: v for k, v in config.settings.items() if k not in ("epochs",)}
+            if record is None or record.machine != machine or config.model != model or \
+                    same != wanted or not config.rates:
+                continue
+            rates = budget.Rates(dict(config.rates["train"]), config.rates["predict"],
+                                 config.rates["compile"])
+            work = budget.Workload.of_folds(config.data.train, config.data.test, folds)
+            seconds = budget.run_seconds(chosen, work, folds, rates, config.data.train)
+            hours = seconds / 3600
+            return (f"about {hours:.1f} h on {MACHINES[machine]} ({folds} folds of "
+                    f"{chosen.epochs} epochs at the rates run {run.name} measured there)")
+    return None
+
+
 def _job_options(options, name: str) -> dict[str, Any]:
     """The `cv.CVOptions` the kernel trains with (JSON's view of them)."""
     return json.loads(json.dumps({"model": options.model, "folds": options.folds,
@@ -308,7 +336,7 @@ def _job_options(options, name: str) -> dict[str, Any]:
                                   "minutes": options.minutes}))
 
 
-def _push(ws: Workspace, options, name: str, machine: str, competition: str,
+def _push(ws: Workspace, options, chosen, name: str, machine: str, competition: str,
           reporter: Reporter, after: KernelRecord | None = None) -> KernelRecord:
     """Push a new version; `after`, the version before it, whose output (the folds it
     finished) becomes the new one's input."""
@@ -324,6 +352,12 @@ def _push(ws: Workspace, options, name: str, machine: str, competition: str,
            "options": _job_options(options, name),
            "resume_from": after.kernel if after is not None else None}
     timeout = int(options.minutes * 60 + SESSION_MARGIN_S) if options.minutes else None
+    if options.minutes is None:
+        said = estimate(ws.runs_dir, options.model, chosen, options.folds, machine)
+        reporter.message(f"Without --minutes, the run takes {said}" if said else
+                         f"No run of {options.model} with these settings has trained on "
+                         f"{MACHINES[machine]} yet: the kernel times it there, and its "
+                         "first lines say how long it will take")
     with tempfile.TemporaryDirectory(prefix="kagglesalt-kernel-") as folder:
         write_kernel(Path(folder), job, owner, machine, competition,
                      [after.kernel] if after is not None else [])

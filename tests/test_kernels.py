@@ -55,6 +55,8 @@ def test_a_run_pushed_to_kaggle_comes_home_and_is_ensembled_and_submitted(kaggle
     assert detached.exit_code == 130, detached.output
     assert "Detached" in detached.text and "keeps running on Kaggle" in detached.text
     assert "cv --name gpu --on-kaggle" in detached.text
+    assert "No run of tiny with these settings has trained on Tesla T4 (x2) yet" in \
+        detached.text
     assert "Traceback" not in detached.output
     saved = kaggle.kernels.saved
     assert len(saved) == 1
@@ -75,6 +77,13 @@ def test_a_run_pushed_to_kaggle_comes_home_and_is_ensembled_and_submitted(kaggle
     assert run.config.device.endswith("on Kaggle, kernel alice/kagglesalt-gpu version 1")
     assert not (run.path / "manifest.json").exists()
     assert json.loads(record.read_text())["home"] is True
+
+    from kagglesalt import plugins
+
+    chosen = plugins.get_model("tiny", EXAMPLES).training_settings({"epochs": 2})
+    said = kernels.estimate(with_data / "runs", "tiny", chosen, 2, "NvidiaTeslaT4")
+    assert said is not None and "at the rates run gpu measured there" in said
+    assert kernels.estimate(with_data / "runs", "tiny", chosen, 2, "NvidiaL4") is None
 
     again = on_kaggle()
     assert again.exit_code == 0 and "nothing to do" in again.text
