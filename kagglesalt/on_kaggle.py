@@ -75,16 +75,12 @@ def choose_backend() -> str:
     """JAX on a GPU where the image has it (the faster backend there), else TensorFlow."""
     if "KERAS_BACKEND" in os.environ:
         return os.environ["KERAS_BACKEND"]
-    from kagglesalt.model.backend import machine_gpus
+    from kagglesalt.model.backend import backend_gpus, machine_gpus
 
     if not machine_gpus() or importlib.util.find_spec("jax") is None:
         return "tensorflow"
-    try:  # an image's JAX may be a CPU build: then TensorFlow, which has the GPU
-        import jax
-
-        return "jax" if jax.default_backend() == "gpu" else "tensorflow"
-    except Exception:  # a JAX that cannot start is no reason to fail the kernel
-        return "tensorflow"
+    # An image's JAX may be a CPU build (or not start): then TensorFlow, which has the GPU.
+    return "jax" if backend_gpus("jax") else "tensorflow"
 
 
 def placement(gpus: int, has_ray: bool, folds: int) -> dict[str, Any]:

@@ -47,7 +47,17 @@ def interrupt_once_pushed(record: Path) -> threading.Thread:
     return thread
 
 
-def test_a_run_pushed_to_kaggle_comes_home_and_is_ensembled_and_submitted(kaggle, with_data):
+@pytest.fixture
+def ctrl_c():
+    """SIGINT raises KeyboardInterrupt, as in a terminal (a process a shell started in the
+    background ignores it)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_run_pushed_to_kaggle_comes_home_and_is_ensembled_and_submitted(kaggle, with_data,
+                                                                          ctrl_c):
     record = with_data / "runs" / "gpu" / kernels.RECORD
     presser = interrupt_once_pushed(record)
     detached = on_kaggle()

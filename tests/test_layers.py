@@ -21,7 +21,8 @@ ALLOWED = {
     "workspace": {"competition", "data", "model"},
 }
 FOUNDATION = {"errors", "atomic", "timestamps", "progress"}
-COMMANDS = {"cv", "ensemble", "predict", "report", "submit", "demo"}
+# The commands as functions; `kernels` runs `cv` on Kaggle, `on_kaggle` is its side there.
+COMMANDS = {"cv", "ensemble", "predict", "report", "submit", "demo", "kernels", "on_kaggle"}
 # Outside the model layer, the modules that import Keras themselves: the prediction command
 # loads the fold models it predicts with.
 KERAS_COMMANDS = {"predict"}
@@ -87,7 +88,8 @@ def test_only_the_commands_and_the_command_line_import_the_commands(module):
 def test_the_layers_are_folders():
     assert all((PACKAGE / name / "__init__.py").exists() for name in LAYERS)
     flat = {m for m in MODULES if "." not in m} - {"__init__", "__main__", *LAYERS}
-    assert flat <= COMMANDS | FOUNDATION | {"hookspecs", "plugins", "kaggle", "distributed"}, \
+    assert flat <= COMMANDS | FOUNDATION | {"hookspecs", "plugins", "kaggle", "distributed",
+                                            "reaper"}, \
         flat - COMMANDS - FOUNDATION
 
 

@@ -162,6 +162,12 @@ def _backend_gpus(backend: str) -> list[str]:
     return []
 
 
+def backend_gpus(backend: str) -> list[str]:
+    """The GPUs Keras would train on with `backend` (an installed one), without importing
+    Keras: how a kernel chooses its backend before Keras is imported."""
+    return _backend_gpus(backend)
+
+
 def machine_gpus() -> list[str]:
     """NVIDIA GPUs this machine has, whatever the Keras backend can use."""
     import shutil
