@@ -74,12 +74,14 @@ def main() -> None:
            "KAGGLESALT_RUNS_DIR": str(runs_dir), "KAGGLESALT_SUBMISSIONS_DIR": str(subs_dir)}
     wall = kagglesalt(["cv", "--model", args.model, "--folds", str(args.folds),
                        "--minutes", f"{args.minutes:g}", "--name", name, *args.extra], env)
-    ensemble_wall = kagglesalt(["ensemble", name, "--name", name], env)
+    # An ensemble's name is never reused (the ledger keeps earlier ones): one per measurement.
+    ensemble = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    ensemble_wall = kagglesalt(["ensemble", name, "--name", ensemble], env)
 
     run = runs.open_run(runs_dir, name)
     config = run.config
-    record = submissions.read_ensemble(subs_dir / f"{name}.csv")
-    submission.validate(subs_dir / f"{name}.csv", data.sample_submission_ids(args.data))
+    record = submissions.read_ensemble(subs_dir / f"{ensemble}.csv")
+    submission.validate(subs_dir / f"{ensemble}.csv", data.sample_submission_ids(args.data))
     folds = [run.fold_summary(k) for k in range(run.n_folds)]
     rates = config.rates
     lines = [
@@ -109,7 +111,7 @@ def main() -> None:
     print(text)
     if args.keep:
         args.keep.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(subs_dir / f"{name}.csv", args.keep)
+        shutil.copyfile(subs_dir / f"{ensemble}.csv", args.keep)
         print(f"Kept the submission as {args.keep}")
     if args.record:
         with open(ROOT / "bench" / "RESULTS.md", "a") as results:
