@@ -119,12 +119,16 @@ class Refused(KaggleSaltError):
     """Kaggle answered, and said no (HTTP 4xx): nothing was done there."""
 
 
-def network_timeout() -> float:
+def seconds_from(env: str, default: float, least: float) -> float:
+    """A number of seconds set by environment variable `env`, at least `least`."""
     try:
-        return max(0.1, float(os.environ.get(TIMEOUT_ENV, "60")))
+        return max(least, float(os.environ.get(env, default)))
     except ValueError:
-        raise KaggleSaltError(f"{TIMEOUT_ENV}={os.environ[TIMEOUT_ENV]} is not a number of "
-                              "seconds") from None
+        raise KaggleSaltError(f"{env}={os.environ[env]} is not a number of seconds") from None
+
+
+def network_timeout() -> float:
+    return seconds_from(TIMEOUT_ENV, 60.0, 0.1)
 
 
 @contextlib.contextmanager

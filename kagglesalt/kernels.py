@@ -76,11 +76,7 @@ def slug_of(name: str) -> str:
 
 
 def poll_seconds() -> float:
-    try:
-        return max(0.05, float(os.environ.get(POLL_ENV, "30")))
-    except ValueError:
-        raise KaggleSaltError(f"{POLL_ENV}={os.environ[POLL_ENV]} is not a number of "
-                              "seconds") from None
+    return kaggle.seconds_from(POLL_ENV, 30.0, 0.05)
 
 
 # ----------------------------------------------------------------------------- building

@@ -350,13 +350,18 @@ def test_an_upload_kaggle_recorded_whose_answer_was_lost_is_never_sent_twice(ser
     assert len(server.submitted) == 1
 
 
-def test_an_upload_refused_before_it_was_recorded_leaves_no_row(server, with_data):
+@pytest.mark.parametrize("method, status", [
+    ("StartSubmissionUpload", 503),  # refused before it was recorded
+    ("CreateSubmission", 400),  # a definite no (HTTP 4xx) to the request that records it
+])
+def test_a_refused_upload_leaves_no_row_and_a_retry_goes_through(server, with_data, method,
+                                                                 status):
     write_submission(with_data)
-    server.status["StartSubmissionUpload"] = 503
-    one_line_error(kagglesalt("submit", "-m", "down"), "HTTP 503")
+    server.status[method] = status
+    one_line_error(kagglesalt("submit", "-m", "refused"), f"HTTP {status}")
     assert len(submissions.Ledger(with_data / "submissions").read()) == 0
     server.status.clear()
-    assert kagglesalt("submit", "-m", "up again").exit_code == 0
+    assert kagglesalt("submit", "-m", "accepted").exit_code == 0
     assert len(server.submitted) == 1
 
 
@@ -394,14 +399,3 @@ def test_a_connection_that_never_answers_times_out_in_one_line(server, with_data
     one_line_error(kagglesalt("submit", "-m", "stalled"), "Kaggle may have it")
     assert submissions.Ledger(with_data / "submissions").read().iloc[-1]["status"] == \
         "uploading"
-
-
-def test_a_recording_request_kaggle_refused_leaves_no_row(server, with_data):
-    """A definite no (HTTP 4xx) to the request that records a submission: nothing is there."""
-    write_submission(with_data)
-    server.status["CreateSubmission"] = 400
-    one_line_error(kagglesalt("submit", "-m", "refused"), "HTTP 400")
-    assert len(submissions.Ledger(with_data / "submissions").read()) == 0
-    server.status.clear()
-    assert kagglesalt("submit", "-m", "accepted").exit_code == 0
-    assert len(server.submitted) == 1
