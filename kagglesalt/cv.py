@@ -121,9 +121,23 @@ def run_cv(ws: Workspace, options: CVOptions, reporter: Reporter | None = None,
     new_root = not Path(ws.runs_dir).exists()
     with locks.holding(run.path, f"run {name}"):  # one writer per run folder
         try:
+            _refuse_a_run_on_kaggle(run)
             return _read_and_train(ws, options, reporter, rates, started, spec, chosen, run)
         finally:
             drop_if_empty(run.path, new_root)
+
+
+def _refuse_a_run_on_kaggle(run: Run) -> None:
+    """A run pushed to Kaggle trains there until it comes home: folds trained here too
+    would be replaced by the kernel's."""
+    from kagglesalt import kernels
+
+    record = kernels.read_record(run.path)
+    if record is not None and not record.home:
+        raise KaggleSaltError(
+            f"run {run.name} trains on Kaggle (kernel {record.kernel} version "
+            f"{record.version}): `kagglesalt cv --name {run.name} --on-kaggle` follows it and "
+            f"brings it home, or give a new {option('name')}")
 
 
 def drop_if_empty(folder: Path, new_root: bool) -> None:

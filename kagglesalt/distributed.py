@@ -232,6 +232,11 @@ def _fold_task(model: str, plugin_files: dict[str, str], settings_config: dict[s
         def fold_end(self, *args):
             board.post.remote("fold_end", args)
 
+    import ray
+
+    gpus = ray.get_gpu_ids()  # Ray's choice for this task: CUDA_VISIBLE_DEVICES is set so
+    Forward().message(f"fold {fold + 1}/{folds} trains on {socket.gethostname()}, " +
+                      (f"GPU {', '.join(map(str, gpus))}" if gpus else "CPU only"))
     with tempfile.TemporaryDirectory() as folder:
         for name, source in plugin_files.items():
             Path(folder, name).write_text(source)

@@ -1,14 +1,16 @@
 """Kaggle's GPUs as one more place where `cv` runs (`kagglesalt cv --on-kaggle`).
 
-Here: the run's options are checked as for a local run, then a script kernel is built that
-carries this kagglesalt as a wheel, the workspace's plugins and the options
-(`kernel_source`), with the competition as its data source and a GPU machine; it is pushed
-through the official client (`kaggle.push_kernel`), and the version Kaggle gives is kept in
-the run folder (`kernel.json`) so that every later call is pinned to it, and a rerun of the
-same command follows that version instead of pushing another. Following polls its status
-and log; on completion (or an error, or a session cut short) the output comes home, is
-checked against the manifest the kernel wrote, and lands as an ordinary run folder: only
-what is whole is kept, so a partial download never marks a fold finished.
+Here: the run's options are checked as for a local run and its config.json is written
+(`planned_config`: what the kernel must train, which it checks), then a script kernel is
+built that carries this kagglesalt as a wheel, the workspace's plugins, the options and
+that config (`kernel_source`), with the competition as its data source and a GPU machine;
+it is pushed through the official client (`kaggle.push_kernel`), and the version Kaggle
+gives is kept in the run folder (`kernel.json`) so that every later call is pinned to it,
+and a rerun of the same command follows that version instead of pushing another.
+Following polls its status and log; on completion (or an error, or a session cut short)
+the output comes home, is checked against the manifest the kernel wrote, and lands as an
+ordinary run folder: only what is whole is kept, so a partial download never marks a fold
+finished.
 
 There: `kagglesalt.on_kaggle`.
 """
@@ -38,7 +40,7 @@ from kagglesalt.errors import Interrupted, KaggleSaltError, option
 from kagglesalt.on_kaggle import SAID
 from kagglesalt.progress import Reporter, Silent
 from kagglesalt.workspace import Workspace, locks, manifest
-from kagglesalt.workspace.runs import Run
+from kagglesalt.workspace.runs import DataRecord, Run, RunConfig
 
 # Machine shapes a kernel may ask for (the client passes the name on); the default, two
 # T4s, is what a free account gets. "NvidiaTeslaP100" is retired: Kaggle runs a T4 instead.
@@ -242,23 +244,34 @@ def run_on_kaggle(ws: Workspace, options, machine: str = DEFAULT_MACHINE,
             options.folds_to_train is not None:
         raise KaggleSaltError("--on-kaggle trains every fold in the kernel: leave out --ray "
                               "and --pseudo")
-    _, chosen = cv.check_options(options)
+    spec, chosen = cv.check_options(options)
+    if spec.source.startswith("entry point"):  # the kernel carries kagglesalt's own models
+        raise KaggleSaltError(f"model {options.model} comes from an installed package "
+                              f"({spec.source}), which a kernel does not carry: put its "
+                              f"module in a {option('plugins_dir')} folder, whose plugins "
+                              "go with the kernel")
     name = options.name or f"{options.model}-k{options.folds}-s{chosen.seed}"
     run = Run(Path(ws.runs_dir) / name)
     new_root = not Path(ws.runs_dir).exists()
     with locks.holding(run.path, f"run {name}"):
         try:
-            return _push_follow_home(ws, options, chosen, name, machine, competition, run,
-                                     reporter)
+            return _push_follow_home(ws, options, spec, chosen, name, machine, competition,
+                                     run, reporter)
         finally:
             cv.drop_if_empty(run.path, new_root)  # nothing pushed, nothing kept
 
 
-def _push_follow_home(ws: Workspace, options, chosen, name: str, machine: str,
+def trained_here(run: Run) -> bool:
+    """Whether a fold of the run was trained (or begun) in this folder: a config.json alone
+    is what a push, or a local run stopped before its first fold, writes first."""
+    return any(run.path.glob("fold_*"))
+
+
+def _push_follow_home(ws: Workspace, options, spec, chosen, name: str, machine: str,
                       competition: str, run: Run, reporter: Reporter) -> Run:
     """Under the run's lock: what `run_on_kaggle` says."""
     record = read_record(run.path)
-    if record is None and run.started:  # trained here: the kernel's folds are not its own
+    if record is None and trained_here(run):  # the kernel's folds are not its own
         raise KaggleSaltError(f"run {name} was started here, not on Kaggle: rerun it without "
                               f"--on-kaggle to go on, or give a new {option('name')}")
     asked = _job_options(options, name)
@@ -275,7 +288,8 @@ def _push_follow_home(ws: Workspace, options, chosen, name: str, machine: str,
         # A first push, or a version that ended short of its end (an error, Kaggle's
         # session limit): a new version goes on from the folds the last one finished.
         after = record if record is not None and record.job["run"] == name else None
-        record = _push(ws, options, chosen, name, machine, competition, reporter, after)
+        record = _push(ws, options, spec, chosen, run, machine, competition, reporter,
+                       after)
         write_json(run.path / RECORD, asdict(record))
     else:
         reporter.message(f"Following kernel {record.kernel} version {record.version}, "
@@ -332,10 +346,28 @@ def _job_options(options, name: str) -> dict[str, Any]:
                                   "minutes": options.minutes}))
 
 
-def _push(ws: Workspace, options, chosen, name: str, machine: str, competition: str,
+def planned_config(spec, chosen, name: str, folds: int, machine: str,
+                   competition: str) -> RunConfig:
+    """The run's config.json as written here before the first push: the model, folds,
+    seed and every setting as resolved here, which the kernel checks it trains with
+    (`on_kaggle.check_config`); the data, the rates, the device and the versions there are
+    the kernel's to record (`_merge` takes them from its config.json)."""
+    from kagglesalt.model import settings
+
+    return RunConfig(name=name, model=spec.name, folds=folds, seed=chosen.seed,
+                     settings=settings.as_config(chosen),
+                     data=DataRecord(f"kaggle:{competition}", 0, 0, ""),
+                     model_source=spec.source, versions={"kagglesalt": __version__},
+                     command=" ".join(sys.argv), created=timestamps.now(),
+                     device=f"{MACHINES[machine]} on Kaggle, not trained yet")
+
+
+def _push(ws: Workspace, options, spec, chosen, run: Run, machine: str, competition: str,
           reporter: Reporter, after: KernelRecord | None = None) -> KernelRecord:
-    """Push a new version; `after`, the version before it, whose output (the folds it
-    finished) becomes the new one's input."""
+    """Write the run's config.json here, then push a new version that trains exactly it;
+    `after`, the version before it, whose output (the folds it finished, and their
+    config.json, now the one here) becomes the new one's input."""
+    name = run.name
     owner = kaggle.username()
     kaggle.check_competition_access(competition)
     quota = kaggle.gpu_quota()
@@ -347,6 +379,12 @@ def _push(ws: Workspace, options, chosen, name: str, machine: str, competition: 
            "plugins": workspace_plugins(options.plugins_dir),
            "options": _job_options(options, name),
            "resume_from": after.kernel if after is not None else None}
+    # A version going on from folds that came home trains the config.json they came with;
+    # any other push, the one written here now.
+    going_on = after is not None and run.started and trained_here(run)
+    config = run.config if going_on else \
+        planned_config(spec, chosen, name, options.folds, machine, competition)
+    job["config"] = config.to_json()
     timeout = int(options.minutes * 60 + SESSION_MARGIN_S) if options.minutes else None
     if options.minutes is None:
         said = estimate(ws.runs_dir, options.model, chosen, options.folds, machine)
@@ -357,13 +395,20 @@ def _push(ws: Workspace, options, chosen, name: str, machine: str, competition: 
     with tempfile.TemporaryDirectory(prefix="kagglesalt-kernel-") as folder:
         write_kernel(Path(folder), job, owner, machine, competition,
                      [after.kernel] if after is not None else [])
-        pushed = kaggle.push_kernel(Path(folder), machine, timeout, competition)
+        if not going_on:
+            write_json(run.path / "config.json", config.to_json())
+        try:
+            pushed = kaggle.push_kernel(Path(folder), machine, timeout, competition)
+        except BaseException:
+            if not going_on:  # nothing pushed (or not known to be): nothing kept
+                (run.path / "config.json").unlink(missing_ok=True)
+            raise
     if quota is not None:
         reporter.message(f"GPU quota: {quota[0]:.1f} of {quota[1]:.0f} hours used this week")
-    going_on = f", going on from version {after.version}'s finished folds" \
+    whence = f", going on from version {after.version}'s finished folds" \
         if after is not None else ""
     reporter.message(f"Pushed kernel {pushed.kernel} version {pushed.version} on "
-                     f"{MACHINES[machine]}{going_on}: {pushed.url}")
+                     f"{MACHINES[machine]}{whence}: {pushed.url}")
     return KernelRecord(pushed.kernel, pushed.version, pushed.url, machine,
                         timestamps.now(), job)
 
@@ -444,9 +489,14 @@ def _merge(run: Run, came: Path, record: KernelRecord) -> None:
                 shutil.rmtree(here.fold_dir(k), ignore_errors=True)
                 shutil.copytree(run.fold_dir(k), here.fold_dir(k))
     config = json.loads((came / "config.json").read_text())
+    planned = record.job.get("config") or {}
+    # What was decided here stays as it was written here: when, by which command, the
+    # model's source; the data, rates, device and versions are the kernel's.
+    for key in ("created", "command", "model_source"):
+        if key in planned:
+            config[key] = planned[key]
     config["device"] = (f"{config.get('device', 'GPU')} on Kaggle, kernel {record.kernel} "
                         f"version {record.version}")
-    config["command"] = record.job.get("command", config.get("command"))  # the one given here
     write_json(came / "config.json", config)
     (came / manifest.MANIFEST).unlink(missing_ok=True)
     # The run folder holds its lock, so its contents are swapped, not the folder: the

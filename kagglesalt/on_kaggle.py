@@ -92,6 +92,27 @@ def placement(gpus: int, has_ray: bool, folds: int) -> dict[str, Any]:
     return {}
 
 
+def check_config(options, planned: dict[str, Any]) -> str | None:
+    """What this kernel would train otherwise than the run's config.json written at home
+    says, in words (None: nothing): the model, folds, seed and every setting, as this
+    kernel's kagglesalt resolves the options. With a budget the epochs are chosen here."""
+    import dataclasses
+
+    from kagglesalt import cv
+    from kagglesalt.model import settings
+    from kagglesalt.workspace.runs import RunConfig
+
+    wanted = RunConfig.from_json(planned)
+    _, chosen = cv.check_options(options)
+    resolved = json.loads(json.dumps(settings.as_config(chosen)))  # JSON's view, as written
+    mine = dataclasses.replace(wanted, model=options.model, folds=options.folds,
+                               settings=resolved)
+    if options.minutes is not None:
+        mine = dataclasses.replace(mine, settings={**resolved,
+                                                   "epochs": wanted.settings.get("epochs")})
+    return ", ".join(mine.differences(wanted)) or None  # the seed is a setting
+
+
 def _take_finished_folds(input_dir: Path, run: str, run_path: Path) -> None:
     """The previous version's output is an input of this one (a kernel source): its run
     folder, what its manifest vouches for, is where this run goes on from."""
@@ -138,6 +159,12 @@ def run_job(job: dict[str, Any], root: Path) -> int:
         say(f"{gpus} GPUs: a fold on each at once, on a local Ray instance")
     options = cv.CVOptions(plugins_dir=str(plugins_dir) if plugins_dir else None,
                            **job["options"], **where)
+    differ = check_config(options, job["config"]) if job.get("config") else None
+    if differ:
+        say(f"Error: this kernel would train run {job['run']} otherwise than the config.json "
+            f"written at home (\"there\") says: {differ}; push it again from the kagglesalt "
+            "that wrote it")
+        return 1
     run_path = working / RUNS / job["run"]
     if job.get("resume_from"):
         _take_finished_folds(root / "input", job["run"], run_path)

@@ -23,6 +23,25 @@ def fresh_plugins():
     plugins.reset()
 
 
+@pytest.fixture
+def installed_plugin(tmp_path, monkeypatch):
+    """A package installed beside kagglesalt, salty-models, whose entry point registers
+    the example model `tiny`."""
+    import sys
+
+    package = tmp_path / "site"
+    (package / "salty_models").mkdir(parents=True)
+    examples = Path(__file__).parent / "plugin_examples"
+    shutil.copy(examples / "tiny_model.py", package / "salty_models" / "__init__.py")
+    info = package / "salty_models-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: salty-models\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[kagglesalt]\nsalty = salty_models\n")
+    monkeypatch.syspath_prepend(str(package))
+    yield "salty-models"
+    sys.modules.pop("salty_models", None)
+
+
 @pytest.fixture(scope="session")
 def synthetic_master(tmp_path_factory) -> Path:
     """A small synthetic data set, generated once per test session."""

@@ -276,14 +276,28 @@ class FakeKaggle:
         return Handler
 
 
+def machine_with_gpus(folder: Path, gpus: tuple[str, ...], path: str) -> dict[str, str]:
+    """The environment of a machine with `gpus`, as far as a CPU-only one can play it:
+    `nvidia-smi -L` lists them, and Ray counts them (it hands each task its own, in
+    CUDA_VISIBLE_DEVICES); the training itself stays on the CPU."""
+    folder.mkdir(parents=True, exist_ok=True)
+    smi = folder / "nvidia-smi"
+    listed = "".join(f"GPU {i}: {name} (UUID: GPU-0000000{i})\\n" for i, name in enumerate(gpus))
+    smi.write_text(f"#!/bin/sh\nprintf '{listed}'\n")
+    smi.chmod(0o755)
+    return {"PATH": f"{folder}{os.pathsep}{path}",
+            "RAY_OVERRIDE_RESOURCES": json.dumps({"GPU": len(gpus)})}
+
+
 class Session:
     """One pushed version, its script run in a subprocess with Kaggle's folders mapped to
     temporary ones (`KAGGLESALT_KAGGLE_ROOT`, which only this server sets)."""
 
     def __init__(self, root: Path, script: str, timeout: float | None, competition: str,
                  data_dir: Path, mount: str, sources: dict[str, Path] | None = None,
-                 cut_at_fold: int | None = None):
+                 cut_at_fold: int | None = None, gpus: tuple[str, ...] = ()):
         self.root, self.timeout, self.cut_at_fold = root, timeout, cut_at_fold
+        self.gpus = gpus
         self.working = root / "working"
         self.working.mkdir(parents=True)
         source = root / "input" / competition
@@ -305,6 +319,8 @@ class Session:
     def _run(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE")}
         env["KAGGLESALT_KAGGLE_ROOT"] = str(self.root)
+        if self.gpus:
+            env.update(machine_with_gpus(self.root / "bin", self.gpus, env.get("PATH", "")))
         with open(self.log, "w") as log:
             self.process = subprocess.Popen([sys.executable, str(self.script)], stdout=log,
                                             stderr=subprocess.STDOUT, cwd=self.working, env=env)
@@ -369,6 +385,7 @@ class Kernels:
         self.truncated: set[str] = set()  # output files served cut short
         self.cut_at_fold: int | None = None  # the session limit strikes as this fold starts
         self.refusal: str | None = None  # an error SaveKernel answers with (HTTP 200)
+        self.gpus: tuple[str, ...] = ()  # the GPUs a session's machine shows (none: a CPU)
         self.folder = Path(tempfile.mkdtemp(prefix="fake-kaggle-kernels-"))
 
     def save(self, request: dict) -> dict:
@@ -393,7 +410,7 @@ class Kernels:
             sources[source.split("/")[-1]] = latest.working
         session = Session(self.folder / slug.replace("/", "_") / str(version), text,
                           float(timeout) if timeout else None, self.competition,
-                          self.data_dir, self.mount, sources, self.cut_at_fold)
+                          self.data_dir, self.mount, sources, self.cut_at_fold, self.gpus)
         session.key = (slug, version)
         self.sessions[(slug, version)] = session
         return {"ref": slug, "url": f"https://www.kaggle.com/code/{slug}",

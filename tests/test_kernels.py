@@ -32,6 +32,16 @@ def on_kaggle(*more, name="gpu", plugins_dir=EXAMPLES):
                       "--plugins-dir", str(plugins_dir), "--on-kaggle", *more)
 
 
+def pushed_job(saved: dict) -> dict:
+    """The job a pushed script carries (its `JOB = json.loads(...)` line)."""
+    import ast
+
+    for node in ast.walk(ast.parse(saved["text"])):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "JOB":
+            return json.loads(ast.literal_eval(node.value.args[0]))
+    raise AssertionError("the script carries no JOB")
+
+
 def interrupt_once_pushed(record: Path) -> threading.Thread:
     """Ctrl-C, as the terminal sends it, once the pushed version is recorded."""
 
@@ -76,6 +86,15 @@ def test_a_run_pushed_to_kaggle_comes_home_and_is_ensembled_and_submitted(kaggle
     listed = kagglesalt("runs").text
     assert "On Kaggle: gpu, kernel alice/kagglesalt-gpu version 1" in listed
     assert "kagglesalt cv --name gpu --on-kaggle` brings it home" in listed
+    assert "0/2 on Kaggle" in listed
+    # config.json is written here first, and the kernel carries exactly it.
+    written = json.loads((with_data / "runs" / "gpu" / "config.json").read_text())
+    assert pushed_job(saved[0])["config"] == written
+    assert written["settings"]["epochs"] == 2 and written["model"] == "tiny"
+    assert written["device"] == "Tesla T4 (x2) on Kaggle, not trained yet"
+    one_line_error(kagglesalt("cv", "--model", "tiny", "--folds", "2", "--epochs", "2",
+                              "--name", "gpu", "--plugins-dir", str(EXAMPLES)),
+                   "run gpu trains on Kaggle", "cv --name gpu --on-kaggle")
 
     attached = on_kaggle()  # follows the version pushed, never a second push
     assert attached.exit_code == 0, attached.output
@@ -85,6 +104,10 @@ def test_a_run_pushed_to_kaggle_comes_home_and_is_ensembled_and_submitted(kaggle
     run = runs.open_run(with_data / "runs", "gpu")
     assert run.finished and run.folds_done() == 2
     assert run.config.device.endswith("on Kaggle, kernel alice/kagglesalt-gpu version 1")
+    assert run.config.created == written["created"]  # the run is the one written here
+    assert run.config.model_source == written["model_source"]
+    assert run.config.settings == written["settings"]
+    assert run.config.data.train > 0 and run.config.data.fingerprint  # what the kernel read
     assert not (run.path / "manifest.json").exists()
     assert json.loads(record.read_text())["home"] is True
 
@@ -179,14 +202,14 @@ def test_what_kaggle_would_refuse_is_refused_before_a_push(kaggle, workspace, ar
     arrange(kaggle, workspace)
     one_line_error(on_kaggle(plugins_dir=plugins_dir), *words)
     assert kaggle.kernels.saved == []
-    assert not (workspace / "runs" / "gpu" / kernels.RECORD).exists()
+    assert not (workspace / "runs" / "gpu").exists()  # nothing written, nothing left
 
 
 def test_an_error_in_the_push_answer_is_one_line_and_nothing_is_followed(kaggle, workspace):
     kaggle.kernels.refusal = "Notebook title already in use"
     one_line_error(on_kaggle(), "Kaggle refused the kernel (Notebook title already in use)")
     assert kaggle.kernels.sessions == {}
-    assert not (workspace / "runs" / "gpu" / kernels.RECORD).exists()
+    assert not (workspace / "runs" / "gpu").exists()  # its config.json went with the push
     assert "GetKernelSessionStatus" not in kaggle.rpc_calls()
 
 
@@ -195,6 +218,7 @@ def test_a_push_whose_answer_is_lost_says_it_may_run(kaggle, workspace, monkeypa
     kaggle.fail_after["SaveKernel"] = 502  # recorded there, and the answer lost on the way
     one_line_error(on_kaggle(), "HTTP 502", "Kaggle may run it",
                    "https://www.kaggle.com/code/alice/kagglesalt-gpu")
+    assert not (workspace / "runs" / "gpu").exists()  # a rerun pushes it again
     kaggle.kernels.wait()
 
 
@@ -208,12 +232,51 @@ def test_an_unknown_machine_or_missing_credentials_are_one_line(kaggle, workspac
     assert kaggle.requests == []
 
 
-def test_a_run_started_here_is_not_pushed_to_kaggle(kaggle, workspace):
+def test_a_run_trained_here_is_not_pushed_to_kaggle(kaggle, workspace):
     started = workspace / "runs" / "gpu"
-    started.mkdir(parents=True)
-    (started / "config.json").write_text("{}")  # what cv writes first
+    (started / "fold_0").mkdir(parents=True)
+    (started / "config.json").write_text("{}")
+    (started / "fold_0" / "checkpoint.npz").write_bytes(b"an epoch trained here")
     one_line_error(on_kaggle(), "run gpu was started here", "--name")
     assert kaggle.kernels.saved == [] and not (started / kernels.RECORD).exists()
+
+
+def test_a_config_json_alone_is_pushed_anew(kaggle, workspace):
+    """What a push killed before Kaggle answered leaves (or a local run stopped before its
+    first fold): nothing trained, so the push goes ahead and writes it again."""
+    started = workspace / "runs" / "gpu"
+    started.mkdir(parents=True)
+    (started / "config.json").write_text('{"an": "earlier try"}')
+    kaggle.kernels.refusal = "stop here"  # the push was made: that is what is tested
+    one_line_error(on_kaggle(), "Kaggle refused the kernel (stop here)")
+    assert pushed_job(kaggle.kernels.saved[0])["config"]["name"] == "gpu"
+    assert not started.exists()
+
+
+def test_a_model_from_an_installed_package_is_refused_before_a_push(kaggle, workspace,
+                                                                    installed_plugin):
+    one_line_error(kagglesalt("cv", "--model", "tiny", "--folds", "2", "--on-kaggle"),
+                   f"entry point ({installed_plugin})", "--plugins-dir")
+    assert kaggle.kernels.saved == []
+
+
+def test_the_kernel_trains_the_config_written_at_home_or_nothing():
+    from kagglesalt import cv, on_kaggle, plugins
+
+    spec = plugins.get_model("tiny", EXAMPLES)
+    chosen = spec.training_settings({"epochs": 2})
+    planned = kernels.planned_config(spec, chosen, "r", 2, "NvidiaTeslaT4", "c").to_json()
+    asked = cv.CVOptions("tiny", 2, "r", str(EXAMPLES), {"epochs": 2})
+    assert on_kaggle.check_config(asked, planned) is None
+    other = cv.CVOptions("tiny", 2, "r", str(EXAMPLES), {"epochs": 2, "learning_rate": 0.5})
+    assert "learning_rate" in (on_kaggle.check_config(other, planned) or "")
+    more_folds = cv.CVOptions("tiny", 3, "r", str(EXAMPLES), {"epochs": 2})
+    assert on_kaggle.check_config(more_folds, planned) == "folds"
+    # With a budget the kernel chooses the epochs; the rest must still match.
+    budget = cv.CVOptions("tiny", 2, "r", str(EXAMPLES), {}, minutes=5.0)
+    planned_budget = kernels.planned_config(spec, spec.training_settings({}), "r", 2,
+                                            "NvidiaTeslaT4", "c").to_json()
+    assert on_kaggle.check_config(budget, planned_budget) is None
 
 
 def test_kaggle_options_need_on_kaggle():

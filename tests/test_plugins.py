@@ -51,18 +51,9 @@ def test_a_broken_plugin_is_named_and_the_rest_still_work(tmp_path):
     assert "tiny" in result.output and "unet_deep" in result.output
 
 
-def test_an_installed_package_is_found_by_its_entry_point(tmp_path, monkeypatch):
-    package = tmp_path / "site"
-    (package / "salty_models").mkdir(parents=True)
-    shutil.copy(EXAMPLES / "tiny_model.py", package / "salty_models" / "__init__.py")
-    info = package / "salty_models-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: salty-models\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[kagglesalt]\nsalty = salty_models\n")
-    monkeypatch.syspath_prepend(str(package))
+def test_an_installed_package_is_found_by_its_entry_point(installed_plugin):
     found = plugins.models()
-    assert found["tiny"].source == "entry point (salty-models)"
-    sys.modules.pop("salty_models", None)
+    assert found["tiny"].source == f"entry point ({installed_plugin})"
 
 
 def test_a_command_plugin_adds_a_command(monkeypatch):

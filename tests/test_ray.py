@@ -340,3 +340,26 @@ def test_a_killed_driver_leaves_no_ray_process_behind(synthetic_master, tmp_path
         driver.wait()
     _, alive = psutil.wait_procs(ray_processes, timeout=20)
     assert not alive, [named(p) for p in alive]
+
+
+def test_a_kernel_with_two_gpus_trains_a_fold_on_each_at_once(server, synthetic_master,
+                                                              with_data, monkeypatch):
+    """Kaggle's T4 x2 as far as this machine can play it: the kernel's machine lists two
+    GPUs and Ray counts two, so the kernel trains the folds on a local Ray instance, each
+    given its own GPU (the training itself stays on the CPU here)."""
+    from kagglesalt import kernels
+    from kagglesalt.workspace import runs
+    from tests.test_kernels import on_kaggle
+
+    server.kernels.data_dir = synthetic_master
+    server.kernels.gpus = ("Tesla T4", "Tesla T4")
+    monkeypatch.setenv(kernels.POLL_ENV, "0.2")
+    result = on_kaggle()
+    assert result.exit_code == 0, result.output
+    log = server.kernels.sessions[("alice/kagglesalt-gpu", 1)].log.read_text()
+    assert "kagglesalt: 2 GPUs: a fold on each at once, on a local Ray instance" in log
+    placed = sorted(line.rsplit(", ", 1)[-1] for line in log.splitlines()
+                    if " trains on " in line)
+    assert placed == ["GPU 0", "GPU 1"], log[-3000:]
+    run = runs.open_run(with_data / "runs", "gpu")
+    assert run.finished and run.folds_done() == 2

@@ -116,7 +116,7 @@ def _list_runs(ws: Workspace) -> None:
     from kagglesalt.workspace import runs
 
     found = runs.all_runs(ws.runs_dir)
-    _list_away(ws)
+    away = _list_away(ws)
     if not found:
         console.print(f"No runs in {ws.runs_dir}: `kagglesalt cv` trains one")
         return
@@ -132,7 +132,8 @@ def _list_runs(ws: Workspace) -> None:
     for run in found:
         try:
             config = run.config
-            state = "done" if run.finished else f"{run.folds_done()}/{run.n_folds}"
+            state = "done" if run.finished else f"{run.folds_done()}/{run.n_folds}" + (
+                " on Kaggle" if run.name in away else "")
             model = config.model + (" +pseudo" if config.pseudo else "")
             row = [model, f"{run.n_folds}×{_epochs(run, config)}",
                    f"{run.oof_score:.4f}" if run.finished else "", state,
@@ -146,17 +147,20 @@ def _list_runs(ws: Workspace) -> None:
         console.print(escape(line), soft_wrap=True)
 
 
-def _list_away(ws: Workspace) -> None:
-    """Runs pushed to Kaggle and not yet home (`cv --on-kaggle` detached, or cut short)."""
+def _list_away(ws: Workspace) -> set[str]:
+    """Says the runs pushed to Kaggle and not yet home (`cv --on-kaggle` detached, or cut
+    short); returns their names."""
     from rich.markup import escape
 
     from kagglesalt import kernels
 
-    for name, record in kernels.away(ws.runs_dir):
+    away = kernels.away(ws.runs_dir)
+    for name, record in away:
         state = f"ended {record.ended}" if record.ended else "not followed to its end"
         console.print(escape(f"On Kaggle: {name}, kernel {record.kernel} version "
                              f"{record.version} ({state}): `{pasteable('cv', '--name', name)} "
                              "--on-kaggle` brings it home"), soft_wrap=True)
+    return {name for name, _ in away}
 
 
 def _epochs(run, config) -> str:
