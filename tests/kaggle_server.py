@@ -8,11 +8,13 @@ the client, the download redirect and the upload PUT included, arrives here in p
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -322,14 +324,17 @@ class Session:
         if self.gpus:
             env.update(machine_with_gpus(self.root / "bin", self.gpus, env.get("PATH", "")))
         with open(self.log, "w") as log:
+            # A session of its own: stopping it stops everything it started, as Kaggle
+            # stops a kernel's whole machine.
             self.process = subprocess.Popen([sys.executable, str(self.script)], stdout=log,
-                                            stderr=subprocess.STDOUT, cwd=self.working, env=env)
+                                            stderr=subprocess.STDOUT, cwd=self.working, env=env,
+                                            start_new_session=True)
             self.state = "RUNNING"
             started = time.monotonic()
             while (code := self.process.poll()) is None:
                 late = self.timeout is not None and time.monotonic() - started > self.timeout
                 if late or self._at_the_cut():  # Kaggle stops a session at its limit
-                    self.process.kill()
+                    self.stop()
                     self.process.wait()
                     self.state = "ERROR"
                     self.failure = "The session ran past its time limit and was stopped"
@@ -349,7 +354,8 @@ class Session:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
 
     def status(self) -> dict:
         return {"status": self.state, "failureMessage": self.failure}

@@ -32,6 +32,16 @@ def on_kaggle(*more, name="gpu", plugins_dir=EXAMPLES):
                       "--plugins-dir", str(plugins_dir), "--on-kaggle", *more)
 
 
+def readme_commands() -> list[list[str]]:
+    """The commands of the README's section "No GPU? Kaggle's", each after `kagglesalt`."""
+    import shlex
+
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    block = text.split("### No GPU? Kaggle's", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    return [shlex.split(command)[1:] for line in block.strip().splitlines()
+            for command in line.split("#", 1)[0].split("&&")]
+
+
 def pushed_job(saved: dict) -> dict:
     """The job a pushed script carries (its `JOB = json.loads(...)` line)."""
     import ast
@@ -125,11 +135,28 @@ def test_a_run_pushed_to_kaggle_comes_home_and_is_ensembled_and_submitted(kaggle
     listed = kagglesalt("runs").text
     assert "gpu" in listed and "On Kaggle" not in listed
     assert "on_kaggle" not in run.config.command  # the command given here, not the kernel's
-    ensembled = kagglesalt("ensemble", "gpu", "--name", "from-kaggle")
+    _, ensemble, submit = readme_commands()  # the README's next commands, as they are there
+    ensembled = kagglesalt(*ensemble)
     assert ensembled.exit_code == 0, ensembled.output
-    submitted = kagglesalt("submit", "-m", "tiny on Kaggle")
+    submitted = kagglesalt(*submit)
     assert submitted.exit_code == 0, submitted.output
-    assert kaggle.submitted[0]["file"] == "from-kaggle.csv"
+    assert kaggle.submitted[0]["file"].startswith("gpu-")
+    assert kaggle.submitted[0]["description"] == submit[-1]
+
+
+def test_the_readmes_command_pushes_unet_deep_on_five_folds(kaggle, with_data, ctrl_c):
+    """The README's first command as it is there: pushed, then detached (the training
+    itself, hours of unet_deep on a CPU, is stopped with the test's server)."""
+    cv, _, _ = readme_commands()
+    record = with_data / "runs" / "unet_deep-k5-s42" / kernels.RECORD
+    presser = interrupt_once_pushed(record)
+    result = kagglesalt(*cv)
+    presser.join()
+    assert result.exit_code == 130, result.output
+    job = pushed_job(kaggle.kernels.saved[0])
+    assert job["options"]["model"] == "unet_deep" and job["options"]["folds"] == 5
+    assert job["config"]["settings"]["snapshots"] == 2  # unet_deep's own recipe
+    assert len(kaggle.kernels.saved[0]["text"].encode()) < kernels.SOURCE_LIMIT
 
 
 def test_a_file_cut_short_in_the_output_never_marks_its_fold_finished(kaggle, with_data):
