@@ -133,7 +133,7 @@ SCRIPT = '''\
 """kagglesalt run {run}: made by `kagglesalt cv --on-kaggle`. It carries kagglesalt {version}
 as a wheel, installed with --no-deps (the image's own TensorFlow, JAX and Keras stay), and
 the run's options; `kagglesalt.on_kaggle` trains it into /kaggle/working/runs/{run}."""
-import base64, json, os, subprocess, sys, tempfile
+import base64, json, os, shutil, subprocess, sys, tempfile
 from pathlib import Path
 
 JOB = json.loads({job!r})
@@ -142,15 +142,20 @@ WHEEL_BASE64 = (
 {wheel_lines}
 )
 here = Path(tempfile.mkdtemp(prefix="kagglesalt-"))
-(here / WHEEL).write_bytes(base64.b64decode("".join(WHEEL_BASE64)))
-site = here / "site"
-subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                "--target", str(site), str(here / WHEEL)], check=True)
-(here / "job.json").write_text(json.dumps(JOB))
-path = os.environ.get("PYTHONPATH")
-env = dict(os.environ, PYTHONPATH=str(site) + (os.pathsep + path if path else ""))
-sys.exit(subprocess.run([sys.executable, "-m", "kagglesalt.on_kaggle", str(here / "job.json")],
-                        env=env).returncode)
+try:
+    (here / WHEEL).write_bytes(base64.b64decode("".join(WHEEL_BASE64)))
+    site = here / "site"
+    code = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                           "--no-index", "--target", str(site), str(here / WHEEL)]).returncode
+    if not code:
+        (here / "job.json").write_text(json.dumps(JOB))
+        path = os.environ.get("PYTHONPATH")
+        env = dict(os.environ, PYTHONPATH=str(site) + (os.pathsep + path if path else ""))
+        code = subprocess.run([sys.executable, "-m", "kagglesalt.on_kaggle",
+                               str(here / "job.json")], env=env).returncode
+finally:
+    shutil.rmtree(here, ignore_errors=True)
+sys.exit(code)
 '''
 
 

@@ -321,6 +321,8 @@ class Session:
     def _run(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE")}
         env["KAGGLESALT_KAGGLE_ROOT"] = str(self.root)
+        env["TMPDIR"] = str(self.root / "tmp")  # the session's own, gone with it (a killed
+        (self.root / "tmp").mkdir()  # session cleans nothing up)
         if self.gpus:
             env.update(machine_with_gpus(self.root / "bin", self.gpus, env.get("PATH", "")))
         with open(self.log, "w") as log:
