@@ -91,6 +91,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         train = data.load_train(args.data, cache_dir=tmp)
     n, v = args.images, args.valid
+    if n + v > len(train):  # a subset (a trial run): its images, split the same way
+        n, v = round(len(train) * n / (n + v)), len(train) - round(len(train) * n / (n + v))
+        print(f"only {len(train)} images: {n} trained, {v} scored")
     images, masks = train.images[:n], train.masks[:n]
     clock = EpochClock()
     train_fold(spec, settings, FoldJob(images, masks, train.images[n:n + v],
