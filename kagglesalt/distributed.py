@@ -234,7 +234,7 @@ def _fold_task(model: str, plugin_files: dict[str, str], settings_config: dict[s
 
     import ray
 
-    gpus = ray.get_gpu_ids()  # Ray's choice for this task: CUDA_VISIBLE_DEVICES is set so
+    gpus = ray.get_gpu_ids()  # the GPUs Ray gave this task (CUDA_VISIBLE_DEVICES holds them)
     Forward().message(f"fold {fold + 1}/{folds} trains on {socket.gethostname()}, " +
                       (f"GPU {', '.join(map(str, gpus))}" if gpus else "CPU only"))
     with tempfile.TemporaryDirectory() as folder:

@@ -159,12 +159,6 @@ def run_job(job: dict[str, Any], root: Path) -> int:
         say(f"{gpus} GPUs: a fold on each at once, on a local Ray instance")
     options = cv.CVOptions(plugins_dir=str(plugins_dir) if plugins_dir else None,
                            **job["options"], **where)
-    differ = check_config(options, job["config"]) if job.get("config") else None
-    if differ:
-        say(f"Error: this kernel would train run {job['run']} otherwise than the config.json "
-            f"written at home (\"there\") says: {differ}; push it again from the kagglesalt "
-            "that wrote it")
-        return 1
     run_path = working / RUNS / job["run"]
     if job.get("resume_from"):
         _take_finished_folds(root / "input", job["run"], run_path)
@@ -195,6 +189,12 @@ def run_job(job: dict[str, Any], root: Path) -> int:
         f"{data_dir}")
     ws = Workspace(data_dir, working / RUNS, working / "submissions")
     try:
+        differ = check_config(options, job["config"]) if job.get("config") else None
+        if differ:
+            raise KaggleSaltError(
+                f"this kernel would train run {job['run']} otherwise than the config.json "
+                f"written at home (\"there\") says: {differ}; push it again from the "
+                "kagglesalt that wrote it")
         run = cv.run_cv(ws, options, Said())
     except KaggleSaltError as e:
         say(f"Error: {e}")

@@ -306,6 +306,27 @@ def test_the_kernel_trains_the_config_written_at_home_or_nothing():
     assert on_kaggle.check_config(budget, planned_budget) is None
 
 
+def test_a_kernel_given_another_config_trains_nothing_and_says_why(synthetic_master, tmp_path,
+                                                                   capsys):
+    from kagglesalt import on_kaggle, plugins
+
+    root = tmp_path / "kaggle"
+    shutil.copytree(synthetic_master, root / "input" / "tgs-salt-identification-challenge")
+    (root / "working").mkdir()
+    spec = plugins.get_model("tiny", EXAMPLES)
+    planned = kernels.planned_config(spec, spec.training_settings({"epochs": 3}), "r", 2,
+                                     "NvidiaTeslaT4", "c").to_json()
+    job = {"run": "r", "competition": "tgs-salt-identification-challenge",
+           "plugins": kernels.workspace_plugins(str(EXAMPLES)), "plugins_dir": str(EXAMPLES),
+           "options": {"model": "tiny", "folds": 2, "name": "r", "settings": {"epochs": 2},
+                       "minutes": None}, "config": planned}
+    assert on_kaggle.run_job(job, root) == 1
+    said = [line for line in capsys.readouterr().out.splitlines() if "Error:" in line]
+    assert len(said) == 1 and "otherwise than the config.json" in said[0]
+    assert "epochs (3 there, 2 here)" in said[0]
+    assert not (root / "working" / "runs" / "r").exists()
+
+
 def test_kaggle_options_need_on_kaggle():
     result = kagglesalt("cv", "--kaggle-machine", "NvidiaL4")
     assert result.exit_code == 2 and "add --on-kaggle" in result.text
