@@ -104,6 +104,12 @@ def connect(address: str, cpus_per_fold: float = 1.0,
                      configure_logging=True)
         except Exception as e:  # ConnectionError, a bad address, a version mismatch
             _release_watch()
+            if "AF_UNIX path length" in str(e):  # Ray's sockets live under its temp folder
+                raise KaggleSaltError(
+                    "Ray cannot start here: its sockets under "
+                    f"{os.environ.get('RAY_TMPDIR') or tempfile.gettempdir()} would "
+                    "have paths longer than a socket's 107 bytes: set RAY_TMPDIR to a short "
+                    "folder (export RAY_TMPDIR=/tmp/ray)") from None
             raise KaggleSaltError(f"cannot reach a Ray cluster at {address}: "
                                   f"{type(e).__name__}: {str(e).splitlines()[0]}; start one "
                                   "with `ray start --head`, or give "

@@ -297,9 +297,10 @@ class Session:
 
     def __init__(self, root: Path, script: str, timeout: float | None, competition: str,
                  data_dir: Path, mount: str, sources: dict[str, Path] | None = None,
-                 cut_at_fold: int | None = None, gpus: tuple[str, ...] = ()):
+                 cut_at_fold: int | None = None, gpus: tuple[str, ...] = (),
+                 tmp_root: str | None = None):
         self.root, self.timeout, self.cut_at_fold = root, timeout, cut_at_fold
-        self.gpus = gpus
+        self.gpus, self.tmp_root = gpus, tmp_root
         self.working = root / "working"
         self.working.mkdir(parents=True)
         source = root / "input" / competition
@@ -321,8 +322,9 @@ class Session:
     def _run(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE")}
         env["KAGGLESALT_KAGGLE_ROOT"] = str(self.root)
-        env["TMPDIR"] = str(self.root / "tmp")  # the session's own, gone with it (a killed
-        (self.root / "tmp").mkdir()  # session cleans nothing up)
+        # The session's own temporary folder, gone with the server (a killed session cleans
+        # nothing up); short, as Kaggle's /tmp is: Ray puts its sockets there.
+        env["TMPDIR"] = tempfile.mkdtemp(prefix="s", dir=self.tmp_root)
         if self.gpus:
             env.update(machine_with_gpus(self.root / "bin", self.gpus, env.get("PATH", "")))
         with open(self.log, "w") as log:
@@ -395,6 +397,7 @@ class Kernels:
         self.refusal: str | None = None  # an error SaveKernel answers with (HTTP 200)
         self.gpus: tuple[str, ...] = ()  # the GPUs a session's machine shows (none: a CPU)
         self.folder = Path(tempfile.mkdtemp(prefix="fake-kaggle-kernels-"))
+        self.tmp = tempfile.mkdtemp(prefix="fkk")  # the sessions' TMPDIRs
 
     def save(self, request: dict) -> dict:
         self.saved.append(request)
@@ -418,7 +421,8 @@ class Kernels:
             sources[source.split("/")[-1]] = latest.working
         session = Session(self.folder / slug.replace("/", "_") / str(version), text,
                           float(timeout) if timeout else None, self.competition,
-                          self.data_dir, self.mount, sources, self.cut_at_fold, self.gpus)
+                          self.data_dir, self.mount, sources, self.cut_at_fold, self.gpus,
+                          self.tmp)
         session.key = (slug, version)
         self.sessions[(slug, version)] = session
         return {"ref": slug, "url": f"https://www.kaggle.com/code/{slug}",
@@ -443,3 +447,4 @@ class Kernels:
         for session in self.sessions.values():
             session.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)

@@ -342,6 +342,27 @@ def test_a_killed_driver_leaves_no_ray_process_behind(synthetic_master, tmp_path
     assert not alive, [named(p) for p in alive]
 
 
+def test_a_temporary_folder_too_deep_for_rays_sockets_is_one_line(synthetic_master,
+                                                                  tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    deep = tmp_path / ("d" * 40)
+    deep.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_TMPDIR")}
+    result = subprocess.run(
+        [sys.executable, "-m", "kagglesalt", "--data-dir", str(synthetic_master), "--runs-dir",
+         str(tmp_path / "runs"), "cv", "--model", "tiny", "--folds", "2", "--epochs", "1",
+         "--plugins-dir", str(EXAMPLES), "--ray"],
+        capture_output=True, text=True, env={**env, "TMPDIR": str(deep)}, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "RAY_TMPDIR" in errors[0] and str(deep) in errors[0], \
+        result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
 def test_a_kernel_with_two_gpus_trains_a_fold_on_each_at_once(server, synthetic_master,
                                                               with_data, monkeypatch):
     """Kaggle's T4 x2 as far as this machine can play it: the kernel's machine lists two
