@@ -51,6 +51,7 @@ SOURCE_LIMIT = 1_000_000  # bytes: Kaggle refuses a larger kernel source
 RECORD = "kernel.json"  # in the run folder: the pushed version and where it stands
 POLL_ENV = "KAGGLESALT_KERNEL_POLL"  # seconds between two looks at a kernel (30)
 SESSION_MARGIN_S = 15 * 60  # a budget's kernel session: the budget, plus installing and I/O
+SESSION_LIMIT_S = 12 * 3600  # Kaggle stops a session after this, whatever it asked for
 DONE = ("complete", "error", "cancel_acknowledged")
 EPOCH_LINE_SECONDS = 60.0  # the kernel's epoch lines, said at most this often
 
@@ -255,6 +256,13 @@ def run_on_kaggle(ws: Workspace, options, machine: str = DEFAULT_MACHINE,
                               f"({spec.source}), which a kernel does not carry: put its "
                               f"module in a {option('plugins_dir')} folder, whose plugins "
                               "go with the kernel")
+    if options.minutes is not None and \
+            options.minutes * 60 + SESSION_MARGIN_S > SESSION_LIMIT_S:
+        most = (SESSION_LIMIT_S - SESSION_MARGIN_S) // 60
+        raise KaggleSaltError(f"Kaggle stops a session at {SESSION_LIMIT_S // 3600} hours, and "
+                              f"a budget of {options.minutes:g} minutes plus the kernel's "
+                              f"{SESSION_MARGIN_S // 60} of setting up is more: give "
+                              f"{option('minutes', most)} or less")
     name = options.name or f"{options.model}-k{options.folds}-s{chosen.seed}"
     run = Run(Path(ws.runs_dir) / name)
     new_root = not Path(ws.runs_dir).exists()

@@ -249,11 +249,14 @@ def test_a_push_whose_answer_is_lost_says_it_may_run(kaggle, workspace, monkeypa
     kaggle.kernels.wait()
 
 
-def test_an_unknown_machine_or_missing_credentials_are_one_line(kaggle, workspace,
-                                                                monkeypatch):
+def test_a_wrong_machine_a_budget_past_the_session_limit_or_no_credentials_are_one_line(
+        kaggle, workspace, monkeypatch):
     one_line_error(on_kaggle("--kaggle-machine", "NvidiaA100"), "not a GPU machine",
                    "NvidiaTeslaT4")
     one_line_error(on_kaggle("--kaggle-machine", "NvidiaTeslaP100"), "retired")
+    one_line_error(kagglesalt("cv", "--model", "tiny", "--folds", "2", "--minutes", "720",
+                              "--plugins-dir", str(EXAMPLES), "--on-kaggle"),
+                   "stops a session at 12 hours", "--minutes 705 or less")
     monkeypatch.setenv("HOME", str(workspace / "nobody"))
     one_line_error(on_kaggle(), "no Kaggle credentials")
     assert kaggle.requests == []
