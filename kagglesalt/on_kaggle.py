@@ -2,10 +2,11 @@
 
 `python -m kagglesalt.on_kaggle JOB.json` (the kernel's script installs the carried wheel,
 then calls this): names any package the image lacks, finds the competition under the input
-folder (as folders or as zips), trains with JAX where it sees a GPU and JAX is there, else
-with TensorFlow, and writes the run into the working folder, Kaggle's output, with a
-manifest of checksums at each fold's start and at the end (`workspace.manifest`), so that
-whatever a session cut short leaves behind is known whole or not.
+folder (as folders or as zips), checks that it would train what the run's config.json,
+written at home, says (`check_config`), trains with JAX where it sees a GPU and JAX is
+there, else with TensorFlow, and writes the run into the working folder, Kaggle's output,
+with a manifest of checksums at each fold's start and at the end (`workspace.manifest`),
+so that whatever a session cut short leaves behind is known whole or not.
 
 Kaggle's folders are under /kaggle; KAGGLESALT_KAGGLE_ROOT moves them (the tests' server).
 """
