@@ -92,7 +92,8 @@ def main() -> None:
         train = data.load_train(args.data, cache_dir=tmp)
     n, v = args.images, args.valid
     if n + v > len(train):  # a subset (a trial run): its images, split the same way
-        n, v = round(len(train) * n / (n + v)), len(train) - round(len(train) * n / (n + v))
+        n = round(len(train) * n / (n + v))
+        v = len(train) - n
         print(f"only {len(train)} images: {n} trained, {v} scored")
     images, masks = train.images[:n], train.masks[:n]
     clock = EpochClock()

@@ -141,8 +141,9 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def _backend_gpus(backend: str) -> list[str]:
-    """Names of the GPUs the Keras backend trains on."""
+def backend_gpus(backend: str) -> list[str]:
+    """Names of the GPUs Keras would train on with `backend` (an installed one), found
+    without importing Keras: how a kernel chooses its backend before Keras is imported."""
     try:
         if backend == "tensorflow":
             import tensorflow as tf
@@ -160,12 +161,6 @@ def _backend_gpus(backend: str) -> list[str]:
     except Exception:  # a backend without GPU support answers with errors of its own
         return []
     return []
-
-
-def backend_gpus(backend: str) -> list[str]:
-    """The GPUs Keras would train on with `backend` (an installed one), without importing
-    Keras: how a kernel chooses its backend before Keras is imported."""
-    return _backend_gpus(backend)
 
 
 def machine_gpus() -> list[str]:
@@ -272,7 +267,7 @@ def device() -> Device:
     import keras
 
     backend = keras.backend.backend()
-    gpus = _backend_gpus(backend)
+    gpus = backend_gpus(backend)
     if gpus:
         return Device("GPU", gpus[0], len(gpus), backend, keras.__version__,
                       auto_precision=auto_precision(_backend_capabilities(backend)))
